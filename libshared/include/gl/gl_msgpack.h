@@ -1,0 +1,46 @@
+/*  gl_msgpack — msgpack <-> JSON values (jansson), with hard limits on everything from outside.
+
+    Event payloads and request bodies are held in memory as jansson values (json_t): the same
+    model the HTTP API uses, so a service moves fields between the two without glue.
+
+    Decoding walks the bytes itself and never trusts a length or count: a string or binary
+    length, or an array/map count, that is larger than the bytes remaining is rejected before any
+    allocation (every element takes at least one byte, so count <= remaining is a hard bound);
+    depth and total element counts are bounded. msgpack-c's own unpacker has no such limits (a
+    5-byte frame can make it allocate gigabytes), so it is used for packing only.
+
+    Supported mapping:
+      msgpack nil/bool/int/uint/float32/float64/str  <-> null/bool/integer/real/string
+      array <-> array; map with string keys <-> object
+    Rejected on decode (with a reason): uint above INT64_MAX, bin, ext, non-string or duplicate
+    map keys, strings with NUL bytes or invalid UTF-8, NaN/Inf, depth over the limit, trailing
+    bytes after the value (gl_mp_decode), truncation.
+*/
+#ifndef GL_MSGPACK_H
+#define GL_MSGPACK_H
+#include <jansson.h>
+#include <msgpack.h>
+#include <stddef.h>
+
+typedef struct {
+    size_t max_depth;       //  nesting of arrays/maps (default 16)
+    size_t max_elements;    //  total values in one frame (default 65536)
+    size_t max_bytes;       //  frame size (default 1 MiB)
+} gl_mp_limits_t;
+
+//  The defaults above.
+gl_mp_limits_t gl_mp_limits_default (void);
+
+//  Decode exactly one value filling buf[0..len). Returns a new reference, or NULL with a
+//  one-line reason in err (which always names what was wrong and at which byte offset).
+json_t *gl_mp_decode (const void *buf, size_t len, const gl_mp_limits_t *limits, char *err,
+                      size_t errlen);
+
+//  Pack value with pk. Returns 0, or -1 when the value cannot be represented (a real that is
+//  NaN/Inf). Strings are packed as msgpack str, integers in the smallest encoding.
+int gl_mp_pack_json (msgpack_packer *pk, const json_t *value);
+
+//  Pack value into a new buffer; *out is malloc'd (caller frees), *outlen its size. 0 or -1.
+int gl_mp_encode (const json_t *value, char **out, size_t *outlen);
+
+#endif
