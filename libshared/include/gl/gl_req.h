@@ -1,0 +1,87 @@
+/*  gl_req — the client side of a request: one DEALER socket, one call at a time, with a deadline.
+
+    A request is for a question that needs an answer now (ARCHITECTURE.md, "The bus"); anything
+    that must not be lost is an event instead. The wire format is in docs/events.md ("Requests"):
+    the client sends one frame, a msgpack map
+      {v:1, id:str, op:str, key:str, ttl:uint, auth:str, body:map}
+    and the server (gl_rep) answers one frame
+      {v:1, id:str, status:uint, body:map, error:nil|{code:str, message:str, field:str}}.
+
+    gl_req_call never hangs: it returns after at most timeout_ms. Each call carries a fresh id;
+    a reply whose id is not the current call's (the late answer to an earlier call that timed out)
+    is discarded and counted. A timed-out call may still have run on the server: retry it with the
+    same idempotency key so that it cannot take effect twice.
+
+    One gl_req_t belongs to one thread (ZeroMQ sockets are not thread-safe).
+*/
+#ifndef GL_REQ_H
+#define GL_REQ_H
+#include "gl/gl_id.h"
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GL_REQ_VERSION      1
+#define GL_REQ_OP_MAX       63          //  op name: [a-z0-9_.], 1..63 bytes
+#define GL_REQ_KEY_MAX      128         //  idempotency key: printable ASCII, no space, 0..128
+#define GL_REQ_AUTH_MAX     512         //  auth token, 0..512 bytes ("" for none)
+#define GL_REQ_TTL_MAX      600000      //  ttl: at most 10 minutes
+#define GL_REQ_CODE_MAX     63          //  error.code: [a-z0-9_], 1..63 bytes
+#define GL_REQ_FIELD_MAX    63          //  error.field: 0..63 bytes
+#define GL_REQ_MESSAGE_MAX  1023        //  error.message: 0..1023 bytes
+
+//  What a call produced. Every field is set by gl_req_call, whatever it returns.
+typedef struct {
+    int status;                 //  the server's status, or 400/502/503/504 made up locally
+    char id[GL_ID_LEN + 1];     //  the request id of this call
+    json_t *body;               //  owned; an object, never NULL after a call
+    char *error_code;           //  owned; NULL when the reply carried no error
+    char *error_message;        //  owned; NULL when no error
+    char *error_field;          //  owned; NULL when no error ("" when the error names no field)
+} gl_reply_t;
+
+typedef struct _gl_req_t gl_req_t;
+
+//  New client: a DEALER connected to endpoint (e.g. "tcp://scheduler:7102"), with ZMQ_LINGER 0,
+//  ZMQ_IMMEDIATE (a request is never queued for a server that is not connected), bounded
+//  high-water marks and a maximum reply size. NULL if the endpoint is malformed.
+gl_req_t *gl_req_new (const char *endpoint);
+
+//  Close the socket (queued requests are dropped) and free; *self_p becomes NULL.
+void gl_req_destroy (gl_req_t **self_p);
+
+//  Token sent in every request's auth field (NULL or "" for none): 1..512 bytes of printable
+//  ASCII without spaces or commas. Copied; wiped on destroy. 0, or -1 (and the old token is
+//  kept) when the token is not valid.
+int gl_req_set_auth (gl_req_t *self, const char *token);
+
+//  Send op with body (borrowed; NULL for an empty map) and wait at most timeout_ms (> 0; above
+//  GL_REQ_TTL_MAX it is capped) for its reply; timeout_ms is also sent as the request's ttl. idem_key (NULL or "" for none) lets the server answer a retry from its stored reply.
+//  reply must start zeroed (gl_reply_t reply = { 0 };); whatever a previous call left in it is
+//  freed first, so one reply can serve many calls; release it with gl_reply_clear at the end.
+//  Returns 0 when the server answered, whatever the status. Returns -1 when it did not, with:
+//    504 "timeout"      no reply within timeout_ms, or no server connected to send to (the
+//                       message says which; in the latter case the request was never sent);
+//    503 "unavailable"  the socket refused the message;
+//    502 "bad_reply"    a reply with this call's id that breaks the wire format;
+//    400 "bad_request"  op, key or body is invalid here (nothing was sent; field names which).
+int gl_req_call (gl_req_t *self, const char *op, const char *idem_key, const json_t *body,
+                 int timeout_ms, gl_reply_t *reply);
+
+//  Free what a reply owns and zero it. Safe on a zeroed reply and twice in a row.
+void gl_reply_clear (gl_reply_t *reply);
+
+//  Replies discarded so far: late replies to earlier calls and frames that could not be read.
+uint64_t gl_req_discarded (gl_req_t *self);
+
+//  The endpoint given to gl_req_new (borrowed).
+const char *gl_req_endpoint (gl_req_t *self);
+
+//  True when s is a valid op name: 1..63 bytes of [a-z0-9_.], no leading, trailing or double dot.
+bool gl_req_op_valid (const char *s);
+
+//  True when s is a valid idempotency key: 0..128 bytes of printable ASCII (0x21..0x7e).
+bool gl_req_key_valid (const char *s);
+
+#endif
