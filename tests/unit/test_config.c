@@ -1,4 +1,5 @@
-/*  gl_config, gl_clock, gl_id: the small pieces every service reads at start. */
+/*  gl_config, gl_clock, gl_id: the small pieces every service reads at start.
+    ctest: timeout=60 */
 #include "gl/gl_clock.h"
 #include "gl/gl_config.h"
 #include "gl/gl_id.h"
