@@ -480,6 +480,63 @@ test_redis_restart (void **state)
     gl_redis_destroy (&rs);
 }
 
+//  In-memory state with manual checkpoints (reporting's mode): state and cursors are written in
+//  one step; after a crash (no checkpoint of the last events) the replay gives the same totals.
+typedef struct {
+    long long total;
+} s_memstate_t;
+
+static int
+s_apply_mem (void *arg, const gl_event_t *ev, gl_tx_t *tx)
+{
+    s_memstate_t *m = arg;
+    m->total += gl_event_int (ev, "x", 0);
+    return 0;
+}
+
+static void
+test_manual_checkpoint (void **state)
+{
+    s_flush ();
+    gl_redis_t *rp = s_connect (), *rs = s_connect ();
+    char err[256];
+    gl_pub_t *pub = gl_pub_new (rp, "test-9", NULL, err, sizeof err);
+    for (int i = 1; i <= 100; i++)
+        assert_int_equal (s_send (pub, i), 0);
+    gl_sub_opts_t o;
+    gl_sub_opts_default (&o);
+    o.manual_checkpoint = true;
+    o.poll_ms = 50;
+    s_memstate_t m = { 0 };
+    gl_sub_t *sub = gl_sub_new (rs, "memo", &o, s_apply_mem, &m, err, sizeof err);
+    while (gl_sub_cursor (sub, "test-9").seq < 100)
+        gl_sub_run_once (sub, 20);
+    assert_int_equal (m.total, 5050);
+    gl_tx_t *snap = gl_tx_new ();
+    gl_tx_cmdf (snap, "SET test:snapshot %lld", m.total);
+    assert_int_equal (gl_sub_checkpoint (sub, snap), 0);
+    //  More events are applied in memory, then the process "crashes" before checkpointing.
+    for (int i = 101; i <= 150; i++)
+        assert_int_equal (s_send (pub, i), 0);
+    while (gl_sub_cursor (sub, "test-9").seq < 150)
+        gl_sub_run_once (sub, 20);
+    gl_sub_destroy (&sub);
+    //  Restart from the snapshot: the 50 unsaved events are replayed, the first 100 are not.
+    s_memstate_t again = { .total = s_get_int (rs, "GET %s", "test:snapshot") };
+    sub = gl_sub_new (rs, "memo", &o, s_apply_mem, &again, err, sizeof err);
+    while (gl_sub_cursor (sub, "test-9").seq < 150)
+        gl_sub_run_once (sub, 20);
+    long long expect = 0;
+    for (int i = 1; i <= 150; i++)
+        expect += i;
+    assert_int_equal (again.total, expect);
+    gl_tx_destroy (&snap);
+    gl_sub_destroy (&sub);
+    gl_pub_destroy (&pub);
+    gl_redis_destroy (&rp);
+    gl_redis_destroy (&rs);
+}
+
 static int
 s_setup (void **state)
 {
@@ -511,6 +568,7 @@ main (void)
         cmocka_unit_test (test_epoch_after_lost_writes),
         cmocka_unit_test (test_trim_behind_slowest),
         cmocka_unit_test (test_redis_restart),
+        cmocka_unit_test (test_manual_checkpoint),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
