@@ -23,6 +23,12 @@ struct _gl_pub_t {
     uint64_t epoch;
     int64_t next_tick;          //  monotonic ms
     bool fenced;
+    //  A batch whose append outcome is unknown (Redis unreachable past the reconnect budget):
+    //  its first seq, size, and the first envelope's bytes, to recognise it in the log later.
+    uint64_t unsure_first;
+    size_t unsure_n;
+    char *unsure_bytes;
+    size_t unsure_len;
     gl_pub_stats_t stats;
 };
 
@@ -161,6 +167,7 @@ gl_pub_destroy (gl_pub_t **self_p)
     if (!self->fenced)
         gl_lease_release (self->redis, self->srckey, self->token);
     zsock_destroy (&self->sock);
+    free (self->unsure_bytes);
     free (self);
     *self_p = NULL;
 }
@@ -218,6 +225,59 @@ s_wait_replicas (gl_pub_t *self)
     return 0;
 }
 
+//  Remember a batch whose append may or may not have landed.
+static void
+s_unsure_set (gl_pub_t *self, uint64_t first, size_t n, const char *bytes, size_t len)
+{
+    free (self->unsure_bytes);
+    self->unsure_bytes = malloc (len);
+    assert (self->unsure_bytes);
+    memcpy (self->unsure_bytes, bytes, len);
+    self->unsure_len = len;
+    self->unsure_first = first;
+    self->unsure_n = n;
+}
+
+static void
+s_unsure_clear (gl_pub_t *self)
+{
+    free (self->unsure_bytes);
+    self->unsure_bytes = NULL;
+    self->unsure_n = 0;
+}
+
+//  Before appending anything else, find out whether the unsure batch landed. If it did, our seq
+//  moves past it (its events are in the log and will be delivered although the caller was told
+//  GL_PUB_ERROR: "outcome unknown"). -1 when Redis still cannot tell us.
+static int
+s_unsure_resolve (gl_pub_t *self)
+{
+    gl_srcinfo_t info;
+    if (gl_srcinfo_read (self->redis, self->src, &info) != 0)
+        return -1;
+    if (info.seq >= self->unsure_first + self->unsure_n - 1) {
+        char id[32];
+        snprintf (id, sizeof id, "%" PRIu64 "-0", self->unsure_first);
+        redisReply *r = gl_redis_cmd (self->redis, "XRANGE gl:log:{%s} %s %s", self->src, id, id);
+        if (!r)
+            return -1;
+        bool ours = r->type == REDIS_REPLY_ARRAY && r->elements == 1
+                    && r->element[0]->element[1]->elements == 2
+                    && r->element[0]->element[1]->element[1]->len == self->unsure_len
+                    && memcmp (r->element[0]->element[1]->element[1]->str, self->unsure_bytes,
+                               self->unsure_len) == 0;
+        freeReplyObject (r);
+        if (ours) {
+            gl_warn ("bus: %zu event(s) of %s reported as not sent were appended after all "
+                     "(seq %" PRIu64 "..)", self->unsure_n, self->src, self->unsure_first);
+            self->seq = self->unsure_first + self->unsure_n - 1;
+            self->stats.appended += self->unsure_n;
+        }
+    }
+    s_unsure_clear (self);
+    return 0;
+}
+
 int
 gl_pub_send_batch (gl_pub_t *self, gl_event_t **evs, size_t n, int flags)
 {
@@ -228,8 +288,18 @@ gl_pub_send_batch (gl_pub_t *self, gl_event_t **evs, size_t n, int flags)
     size_t *lens = calloc (n, sizeof (size_t));
     assert (bufs && lens);
     int rc = GL_PUB_ERROR;
+    uint64_t first = 0;
     for (int attempt = 0; attempt < 5; attempt++) {
-        uint64_t first = self->seq + 1;
+        //  A resend of the very batch whose outcome was unknown is the same append again (same
+        //  seqs, same bytes) and is recognised if it had landed; anything else first finds out.
+        if (self->unsure_n && attempt == 0 && !(self->unsure_n == n
+                                                && self->unsure_first == self->seq + 1
+                                                && strcmp (evs[0]->src, self->src) == 0
+                                                && evs[0]->seq == self->unsure_first)) {
+            if (s_unsure_resolve (self) != 0)
+                goto done;
+        }
+        first = self->seq + 1;
         for (size_t i = 0; i < n; i++) {
             snprintf (evs[i]->src, sizeof evs[i]->src, "%s", self->src);
             evs[i]->seq = first + i;
@@ -247,6 +317,7 @@ gl_pub_send_batch (gl_pub_t *self, gl_event_t **evs, size_t n, int flags)
         if (last > 0) {
             self->seq = (uint64_t) last;
             self->stats.appended += n;
+            s_unsure_clear (self);
             rc = 0;
             break;
         }
@@ -282,6 +353,8 @@ gl_pub_send_batch (gl_pub_t *self, gl_event_t **evs, size_t n, int flags)
         //  -1: Redis unreachable within the reconnect budget; the next round reconnects, and a
         //  repeat of an append that did land is recognised by gl_log_append.
     }
+    if (rc == GL_PUB_ERROR && first && bufs[0])
+        s_unsure_set (self, first, n, bufs[0], lens[0]);
     if (rc == 0) {
         if ((flags & GL_PUB_CRITICAL) && self->opts.wait_replicas > 0)
             s_wait_replicas (self);

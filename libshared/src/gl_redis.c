@@ -149,26 +149,73 @@ s_check (gl_redis_t *self, void *reply)
     return reply;
 }
 
+//  Redis answers LOADING while it replays its AOF after a restart, BUSY while a script runs too
+//  long, and MASTERDOWN on a replica that lost its primary: the command did not run, so it is
+//  always safe to send it again. We wait (backoff) within the reconnect budget.
+static bool
+s_transient (const redisReply *r)
+{
+    return gl_redis_reply_is_error (r, "LOADING") || gl_redis_reply_is_error (r, "BUSY ")
+           || gl_redis_reply_is_error (r, "MASTERDOWN") || gl_redis_reply_is_error (r, "TRYAGAIN");
+}
+
+typedef struct {
+    int64_t deadline;
+    int64_t backoff;
+    bool warned;
+} s_wait_t;
+
+//  After a transient reply: sleep and say whether to try again (frees the reply when so).
+static bool
+s_wait_again (gl_redis_t *self, s_wait_t *w, redisReply *r)
+{
+    if (!r || !s_transient (r))
+        return false;
+    if (w->deadline == 0)
+        w->deadline = gl_mono_ms () + self->reconnect_ms;
+    int64_t now = gl_mono_ms ();
+    if (now >= w->deadline)
+        return false;
+    if (!w->warned) {
+        gl_warn ("redis: %s:%d is not ready (%.40s); waiting", self->host, self->port, r->str);
+        w->warned = true;
+    }
+    freeReplyObject (r);
+    int64_t wait = w->backoff < w->deadline - now ? w->backoff : w->deadline - now;
+    gl_sleep_ms (wait);
+    w->backoff = w->backoff * 2 > 500 ? 500 : w->backoff * 2;
+    return true;
+}
+
 redisReply *
 gl_redis_cmd (gl_redis_t *self, const char *fmt, ...)
 {
     assert (self && fmt);
-    if (s_ensure (self) != 0)
-        return NULL;
-    va_list ap;
-    va_start (ap, fmt);
-    void *reply = redisvCommand (self->ctx, fmt, ap);
-    va_end (ap);
-    return s_check (self, reply);
+    s_wait_t w = { 0, 20, false };
+    redisReply *reply;
+    do {
+        if (s_ensure (self) != 0)
+            return NULL;
+        va_list ap;
+        va_start (ap, fmt);
+        reply = s_check (self, redisvCommand (self->ctx, fmt, ap));
+        va_end (ap);
+    } while (s_wait_again (self, &w, reply));
+    return reply;
 }
 
 redisReply *
 gl_redis_cmdargv (gl_redis_t *self, int argc, const char **argv, const size_t *argvlen)
 {
     assert (self && argv);
-    if (s_ensure (self) != 0)
-        return NULL;
-    return s_check (self, redisCommandArgv (self->ctx, argc, argv, argvlen));
+    s_wait_t w = { 0, 20, false };
+    redisReply *reply;
+    do {
+        if (s_ensure (self) != 0)
+            return NULL;
+        reply = s_check (self, redisCommandArgv (self->ctx, argc, argv, argvlen));
+    } while (s_wait_again (self, &w, reply));
+    return reply;
 }
 
 int
@@ -236,7 +283,7 @@ redisReply *
 gl_redis_eval (gl_redis_t *self, gl_redis_script_t *script, int nkeys, int argc,
                const char **argv, const size_t *argvlen)
 {
-    assert (self && script && script->source && argc >= nkeys && argc < 4096);
+    assert (self && script && script->source && argc >= nkeys);
     //  The SHA1 comes from SCRIPT LOAD the first time (libsodium has no SHA1).
     if (script->sha[0] == 0 && s_script_load (self, script) != 0)
         return NULL;

@@ -38,7 +38,8 @@ typedef struct {
 #define GL_PUB_CRITICAL 1   //  also wait for a replica's acknowledgement when replicas exist
 
 //  Return codes of gl_pub_send besides 0.
-#define GL_PUB_ERROR (-1)   //  Redis unreachable within its reconnect budget; not appended
+#define GL_PUB_ERROR (-1)   //  Redis unreachable within its reconnect budget: outcome unknown
+                            //  (see gl_pub_send)
 #define GL_PUB_FENCED (-2)  //  another process holds our source name now; exit
 
 //  Fill opts with the defaults.
@@ -56,8 +57,14 @@ gl_pub_t *gl_pub_new_auto (gl_redis_t *redis, const char *service, int max,
 //  Release the lease (so a successor may start at once) and close the socket.
 void gl_pub_destroy (gl_pub_t **self_p);
 
-//  Append then publish one event. Sets ev->src and ev->seq. 0 when durable; GL_PUB_ERROR or
-//  GL_PUB_FENCED otherwise. The caller keeps ownership of ev.
+//  Append then publish one event. Sets ev->src and ev->seq. 0 when durable; GL_PUB_FENCED when
+//  another process holds our name; GL_PUB_ERROR when Redis stayed unreachable (or not ready)
+//  for the whole reconnect budget: the outcome is then unknown — the append may have landed
+//  just before the connection broke. Sending the same event (same gl_event_t, unchanged) again
+//  is always safe: if the first append landed, the repeat is recognised and nothing is doubled.
+//  If the caller sends something else instead, the publisher first checks whether the unknown
+//  append landed (and then delivers it) before appending the new event.
+//  The caller keeps ownership of ev.
 int gl_pub_send (gl_pub_t *self, gl_event_t *ev, int flags);
 
 //  Same for n events in one atomic append (one Redis round trip): all or none are appended.
