@@ -37,11 +37,25 @@ s_ready (intake_t *intake, http_req_t *req)
 }
 
 //  GET /api/v1/openapi.json: the document embedded from docs/api.md at build time.
+json_t *
+intake_openapi_doc (void)
+{
+    json_error_t err;
+    json_t *blocks = json_loadb (intake_openapi_json, intake_openapi_json_len, 0, &err);
+    json_t *doc = json_is_array (blocks) ? json_incref (json_array_get (blocks, 0)) : NULL;
+    size_t i;
+    json_t *fragment;
+    json_array_foreach (blocks, i, fragment)
+        if (i > 0 && doc)
+            json_object_update_recursive (doc, fragment);
+    json_decref (blocks);
+    return doc;
+}
+
 static int
 s_openapi (intake_t *intake, http_req_t *req)
 {
-    json_error_t err;
-    json_t *doc = json_loadb (intake_openapi_json, intake_openapi_json_len, 0, &err);
+    json_t *doc = intake_openapi_doc ();
     if (!doc)
         return http_reply_error (req, 500, "internal", "the embedded OpenAPI document is invalid",
                                  NULL);

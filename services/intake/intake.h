@@ -77,6 +77,10 @@ int intake_print_routes (FILE *out);
 extern const char intake_openapi_json[];
 extern const size_t intake_openapi_json_len;
 
+//  The OpenAPI document: the first ```json block of docs/api.md with every later block (one per
+//  concern) merged into it. A new reference, or NULL if the embedded text is invalid.
+json_t *intake_openapi_doc (void);
+
 //  Route registration, one function per concern file.
 void api_system_routes (intake_t *intake);
 

@@ -1,27 +1,51 @@
-# cmake -DIN=docs/api.md -DOUT=openapi_json.c -P openapi_embed.cmake
-# Writes the first ```json fenced block of IN as a C array (intake_openapi_json, NUL-terminated,
-# and intake_openapi_json_len without the NUL). Fails when there is no such block or it does
-# not parse as a JSON object with an "openapi" member.
-file(READ ${IN} whole)
-# The fences are whole lines: "```json" opens, "```" closes.
-string(FIND "${whole}" "\n```json\n" open)
-if(open EQUAL -1)
+# cmake -DIN="docs/api.md;docs/api/calls.md;..." -DOUT=openapi_json.c -P openapi_embed.cmake
+# Collects every ```json fenced block of the IN files, in order, and writes them as one JSON
+# array text (intake_openapi_json, NUL-terminated, and intake_openapi_json_len without the NUL).
+# The first block is the OpenAPI document; each later block is a fragment ({"paths": …,
+# "components": …}) that intake merges into it at start (api_system.c), so every concern keeps
+# its operations next to its prose. Fails when a block is not closed or is not a JSON object,
+# or when the first has no "openapi" member.
+cmake_policy(SET CMP0130 NEW)
+set(blocks "")
+set(count 0)
+foreach(file ${IN})
+  file(READ ${file} whole)
+  while(TRUE)
+    # The fences are whole lines: "```json" opens, "```" closes.
+    string(FIND "${whole}" "\n```json\n" open)
+    if(open EQUAL -1)
+      break()
+    endif()
+    math(EXPR start "${open} + 9")
+    string(SUBSTRING "${whole}" ${start} -1 rest)
+    string(FIND "${rest}" "\n```" close)
+    if(close EQUAL -1)
+      message(FATAL_ERROR "${file}: a ```json block is not closed")
+    endif()
+    math(EXPR close1 "${close} + 1")
+    string(SUBSTRING "${rest}" 0 ${close1} text)
+    math(EXPR after "${close} + 4")
+    string(SUBSTRING "${rest}" ${after} -1 whole)
+    string(JSON kind ERROR_VARIABLE json_error TYPE "${text}")
+    if(json_error OR NOT kind STREQUAL "OBJECT")
+      message(FATAL_ERROR "${file}: a ```json block is not a JSON object: ${json_error}")
+    endif()
+    if(count EQUAL 0)
+      string(JSON openapi ERROR_VARIABLE json_error GET "${text}" openapi)
+      if(json_error)
+        message(FATAL_ERROR "${file}: the first ```json block is not an OpenAPI document")
+      endif()
+      set(blocks "${text}")
+    else()
+      set(blocks "${blocks},\n${text}")
+    endif()
+    math(EXPR count "${count} + 1")
+  endwhile()
+endforeach()
+if(count EQUAL 0)
   message(FATAL_ERROR "${IN}: no ```json block (the OpenAPI document)")
 endif()
-math(EXPR start "${open} + 9")
-string(SUBSTRING "${whole}" ${start} -1 rest)
-string(FIND "${rest}" "\n```" close)
-if(close EQUAL -1)
-  message(FATAL_ERROR "${IN}: the ```json block is not closed")
-endif()
-math(EXPR close "${close} + 1")
-string(SUBSTRING "${rest}" 0 ${close} text)
-if(NOT CMAKE_VERSION VERSION_LESS 3.19)
-  string(JSON openapi ERROR_VARIABLE json_error GET "${text}" openapi)
-  if(json_error)
-    message(FATAL_ERROR "${IN}: the ```json block is not a valid OpenAPI document: ${json_error}")
-  endif()
-endif()
+set(text "[\n${blocks}\n]")
 # Bytes, not text: the document goes in unchanged whatever it contains.
 file(WRITE ${OUT}.txt "${text}")
 file(READ ${OUT}.txt hex HEX)
