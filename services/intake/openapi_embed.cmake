@@ -5,7 +5,7 @@
 # "components": …}) that intake merges into it at start (api_system.c), so every concern keeps
 # its operations next to its prose. Fails when a block is not closed or is not a JSON object,
 # or when the first has no "openapi" member.
-cmake_policy(SET CMP0130 NEW)
+cmake_minimum_required(VERSION 3.19)
 set(blocks "")
 set(count 0)
 foreach(file ${IN})
