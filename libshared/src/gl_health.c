@@ -276,8 +276,8 @@ s_free (gl_health_t *self)
     free (self);
 }
 
-static int
-s_bound_port (struct evhttp_bound_socket *bound)
+int
+gl_health_bound_port (struct evhttp_bound_socket *bound)
 {
     struct sockaddr_storage addr;
     socklen_t len = sizeof addr;
@@ -344,7 +344,7 @@ s_new (const char *service, const char *host, int port, int max_conns, int timeo
         return NULL;
     }
     self->listener = evhttp_bound_socket_get_listener (bound);
-    self->port = s_bound_port (bound);
+    self->port = gl_health_bound_port (bound);
     if (self->port < 0) {
         gl_error ("health: cannot read the bound port");
         s_free (self);

@@ -156,6 +156,21 @@ s_utf8_check (const uint8_t *s, size_t n, size_t *bad, bool *nul)
     return i == n ? 0 : -1;
 }
 
+bool
+gl_utf8_valid (const void *s, size_t n, bool allow_nul)
+{
+    const uint8_t *p = s;
+    size_t bad;
+    bool nul;
+    while (s_utf8_check (p, n, &bad, &nul) != 0) {
+        if (!nul || !allow_nul)
+            return false;
+        p += bad + 1;
+        n -= bad + 1;
+    }
+    return true;
+}
+
 //  The body of a string of n bytes whose header began at off: bounds and UTF-8 checked.
 static const char *
 s_str_body (s_reader_t *r, size_t n, size_t off, const char *what)

@@ -14,7 +14,10 @@
 */
 #include "http.h"
 #include "intake.h"
+#include "gl/gl_clock.h"
+#include "gl/gl_health.h"
 #include "gl/gl_log.h"
+#include "gl/gl_msgpack.h"
 #include "gl/gl_metrics.h"
 #include <assert.h>
 #include <event2/buffer.h>
@@ -102,58 +105,10 @@ typedef struct {
     char field[64];
 } s_verr_t;
 
-static int64_t
-s_mono_us (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 //  --------------------------------------------------------------------------------------------
 //  Text checks
 
-//  Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-static bool
-s_utf8_valid (const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        }
-        else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        }
-        else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        }
-        else
-            return false;
-        if (len - i <= n)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff
-            || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
 
 //  Characters (code points) in valid UTF-8.
 static size_t
@@ -216,7 +171,7 @@ s_decode (const char *in, size_t len, char *out, bool plus)
         out[n++] = (char) c;
     }
     out[n] = 0;
-    return s_utf8_valid ((const unsigned char *) out, n) ? (ssize_t) n : -1;
+    return gl_utf8_valid (out, n, true) ? (ssize_t) n : -1;
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -1303,7 +1258,7 @@ s_count (http_t *self, http_req_t *req)
             *slot = counter;
     }
     gl_metric_inc (counter, 1);
-    int64_t us = s_mono_us () - req->start_us;
+    int64_t us = gl_mono_us () - req->start_us;
     if (r->latency)
         gl_metric_observe_us (r->latency, (uint64_t) (us > 0 ? us : 0));
     //  The pattern, never the raw path or the query: both may carry case numbers or names.
@@ -1474,7 +1429,7 @@ s_on_request (struct evhttp_request *ev, void *arg)
     }
     req->http = self;
     req->ev = ev;
-    req->start_us = s_mono_us ();
+    req->start_us = gl_mono_us ();
     gl_id_new (req->id);
     if (s_prepare (self, req)) {
         int rc = req->route->fn (self->owner, req);
@@ -1492,19 +1447,6 @@ s_on_request (struct evhttp_request *ev, void *arg)
     free (req);
 }
 
-static int
-s_bound_port (struct evhttp_bound_socket *bound)
-{
-    struct sockaddr_storage addr;
-    socklen_t len = sizeof addr;
-    if (getsockname (evhttp_bound_socket_get_fd (bound), (struct sockaddr *) &addr, &len) != 0)
-        return -1;
-    if (addr.ss_family == AF_INET)
-        return ntohs (((struct sockaddr_in *) &addr)->sin_port);
-    if (addr.ss_family == AF_INET6)
-        return ntohs (((struct sockaddr_in6 *) &addr)->sin6_port);
-    return -1;
-}
 
 int
 http_listen (http_t *self, struct event_base *base, const http_opts_t *opts, char *err,
@@ -1544,7 +1486,7 @@ http_listen (http_t *self, struct event_base *base, const http_opts_t *opts, cha
         self->evhttp = NULL;
         return -1;
     }
-    self->port = s_bound_port (bound);
+    self->port = gl_health_bound_port (bound);
     gl_info ("http: serving the API and console on %s:%d (%zu routes)", host, self->port,
              self->count);
     return 0;

@@ -17,6 +17,9 @@ int64_t gl_now_ms (void);
 //  Monotonic ms, for timeouts and measuring durations inside one process.
 int64_t gl_mono_ms (void);
 
+//  Monotonic µs, for latency figures (metrics histograms, benchmarks).
+int64_t gl_mono_us (void);
+
 //  Freeze the business clock at ms (this process only).
 void gl_clock_set_manual (int64_t ms);
 

@@ -55,4 +55,9 @@ int gl_health_port (gl_health_t *self);
 //  missing ("redis unreachable", "replaying event log"), never carry personal data.
 void gl_health_set_ready (gl_health_t *self, bool ready, const char *reason);
 
+//  The TCP port an evhttp socket is bound to (after binding port 0), or -1. Shared with every
+//  evhttp server in Greenline (intake's API).
+struct evhttp_bound_socket;
+int gl_health_bound_port (struct evhttp_bound_socket *bound);
+
 #endif

@@ -20,6 +20,7 @@
 #define GL_MSGPACK_H
 #include <jansson.h>
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define GL_MP_DEPTH_CAP 1024
@@ -62,5 +63,10 @@ int gl_mp_sbuffer_init (msgpack_sbuffer *sbuf);
 
 //  Pack value into a new buffer; *out is malloc'd (caller frees), *outlen its size. 0 or -1.
 int gl_mp_encode (const json_t *value, char **out, size_t *outlen);
+
+//  True when s[0..n) is UTF-8 as RFC 3629 defines it (no overlong forms, no surrogates, nothing
+//  above U+10FFFF) and, unless allow_nul, holds no NUL byte. The same check the decoder applies
+//  to every string; the HTTP API uses it for query strings and paths.
+bool gl_utf8_valid (const void *s, size_t n, bool allow_nul);
 
 #endif
