@@ -29,6 +29,8 @@ struct _gl_pub_t {
     size_t unsure_n;
     char *unsure_bytes;
     size_t unsure_len;
+    int replicas;               //  connected replicas, as last seen
+    int64_t replicas_checked;   //  monotonic ms of that look
     gl_pub_stats_t stats;
 };
 
@@ -210,16 +212,37 @@ s_publish (gl_pub_t *self, const char *type, const char *bytes, size_t len)
         self->stats.pub_dropped++;
 }
 
+//  Replicas attached to our Redis primary, asked at most every 10 s (INFO replication).
+static int
+s_replicas (gl_pub_t *self)
+{
+    int64_t now = gl_mono_ms ();
+    if (self->replicas_checked && now - self->replicas_checked < 10000)
+        return self->replicas;
+    redisReply *r = gl_redis_cmd (self->redis, "INFO replication");
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *p = strstr (r->str, "connected_slaves:");
+        self->replicas = p ? atoi (p + strlen ("connected_slaves:")) : 0;
+        self->replicas_checked = now;
+    }
+    if (r)
+        freeReplyObject (r);
+    return self->replicas;
+}
+
+//  Only where replicas exist: WAIT on a lone primary would always time out and stall the caller.
 static int
 s_wait_replicas (gl_pub_t *self)
 {
-    //  Only where replicas exist: WAIT on a lone primary would always time out.
-    redisReply *r = gl_redis_cmd (self->redis, "WAIT %d %" PRId64, self->opts.wait_replicas,
+    if (s_replicas (self) == 0)
+        return 0;
+    int want = self->opts.wait_replicas < self->replicas ? self->opts.wait_replicas : self->replicas;
+    redisReply *r = gl_redis_cmd (self->redis, "WAIT %d %" PRId64, want,
                                   self->opts.wait_replicas_ms);
     long long acked = 0;
-    if (r && gl_redis_reply_int (r, &acked) == 0 && acked < self->opts.wait_replicas)
+    if (r && gl_redis_reply_int (r, &acked) == 0 && acked < want)
         gl_warn ("bus: critical event of %s acknowledged by %lld of %d replicas", self->src,
-                 acked, self->opts.wait_replicas);
+                 acked, want);
     if (r)
         freeReplyObject (r);
     return 0;

@@ -537,6 +537,60 @@ test_manual_checkpoint (void **state)
     gl_redis_destroy (&rs);
 }
 
+static long long
+s_wait_calls (gl_redis_t *r)
+{
+    redisReply *rep = gl_redis_cmd (r, "INFO commandstats");
+    long long calls = 0;
+    const char *p = rep && rep->type == REDIS_REPLY_STRING ? strstr (rep->str, "cmdstat_wait:calls=") : NULL;
+    if (p)
+        calls = atoll (p + strlen ("cmdstat_wait:calls="));
+    if (rep)
+        freeReplyObject (rep);
+    return calls;
+}
+
+//  Critical events wait for a replica's acknowledgement where a replica exists, and never stall
+//  on a lone primary.
+static void
+test_critical_waits_for_replica (void **state)
+{
+    s_flush ();
+    gl_redis_t *rp = s_connect ();
+    char err[256];
+    gl_pub_t *pub = gl_pub_new (rp, "crit-1", NULL, err, sizeof err);
+    assert_non_null (pub);
+    gl_event_t *ev = gl_event_new ("emergency.raised");
+    assert_int_equal (gl_pub_send (pub, ev, GL_PUB_CRITICAL), 0);
+    gl_event_destroy (&ev);
+    assert_int_equal (s_wait_calls (rp), 0);
+    char extra[64];
+    snprintf (extra, sizeof extra, "--replicaof 127.0.0.1 %d", s_redis->port);
+    gl_testredis_t *replica = gl_testredis_start (extra);
+    assert_non_null (replica);
+    gl_pub_destroy (&pub);      //  a new publisher looks at the replication state afresh
+    pub = gl_pub_new (rp, "crit-1", NULL, err, sizeof err);
+    while (true) {
+        redisReply *r = gl_redis_cmd (rp, "INFO replication");
+        bool online = r && strstr (r->str, "connected_slaves:1") && strstr (r->str, "state=online");
+        freeReplyObject (r);
+        if (online)
+            break;
+        gl_sleep_ms (50);
+    }
+    ev = gl_event_new ("emergency.raised");
+    assert_int_equal (gl_pub_send (pub, ev, GL_PUB_CRITICAL), 0);
+    gl_event_destroy (&ev);
+    assert_int_equal (s_wait_calls (rp), 1);
+    //  and the event is on the replica
+    gl_redis_t *rr = gl_redis_new ("127.0.0.1", replica->port, NULL, 2000, 2000);
+    assert_int_equal (s_get_int (rr, "XLEN %s", "gl:log:{crit-1}"), 2);
+    gl_redis_destroy (&rr);
+    gl_testredis_destroy (&replica);
+    gl_pub_destroy (&pub);
+    gl_redis_destroy (&rp);
+}
+
 static int
 s_setup (void **state)
 {
@@ -569,6 +623,7 @@ main (void)
         cmocka_unit_test (test_trim_behind_slowest),
         cmocka_unit_test (test_redis_restart),
         cmocka_unit_test (test_manual_checkpoint),
+        cmocka_unit_test (test_critical_waits_for_replica),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
