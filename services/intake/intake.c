@@ -15,6 +15,12 @@
     the HTTP loop then answers 503 quickly instead of stalling every client.
 */
 #include "intake.h"
+#include "audit.h"
+#include "auth.h"
+#include "contacts.h"
+#include "agents.h"
+#include "calls.h"
+#include "callers.h"
 #include "gl/gl_clock.h"
 #include "gl/gl_event.h"
 #include "gl/gl_log.h"
@@ -43,6 +49,12 @@ static void
 s_routes (intake_t *self)
 {
     api_system_routes (self);
+    api_auth_routes (self);
+    api_audit_routes (self);
+    api_contacts_routes (self);
+    api_agents_routes (self);
+    api_calls_routes (self);
+    api_callers_routes (self);      //  and booking (api_booking.c)
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -185,6 +197,10 @@ s_destroy (intake_t **self_p)
     if (!self)
         return;
     http_destroy (&self->http);
+    auth_destroy (&self->auth);
+    contacts_destroy (&self->contacts);
+    calls_destroy (&self->calls);
+    callers_destroy (&self->callers);
     if (self->on_pipe)
         event_free (self->on_pipe);
     if (self->on_rep)
@@ -297,6 +313,18 @@ s_start_http (intake_t *self, const s_settings_t *set, char *err, size_t errlen)
         return -1;
     }
     s_routes (self);
+    self->auth = auth_new (self, err, errlen);
+    if (!self->auth)
+        return -1;
+    self->contacts = contacts_new (self, err, errlen);
+    if (!self->contacts)
+        return -1;
+    self->calls = calls_new (self, err, errlen);
+    if (!self->calls)
+        return -1;
+    self->callers = callers_new (self, err, errlen);
+    if (!self->callers)
+        return -1;
     return http_listen (self->http, self->base, &set->http, err, errlen);
 }
 

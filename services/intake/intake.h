@@ -42,6 +42,10 @@ struct _intake_t {
     gl_rep_t *rep;                  //  gl_rep_on (intake->rep, "intake.<op>", fn, intake)
     http_t *http;                   //  the route table (http_route)
     http_auth_fn *authenticate;     //  the authentication hook; default: nobody (401)
+    struct _auth_t *auth;           //  accounts, sessions, API clients (auth.h)
+    struct _contacts_t *contacts;   //  contacts, taxonomy, the outbox (contacts.h)
+    struct _calls_t *calls;         //  the live call queue and agent states (calls.h)
+    struct _callers_t *callers;     //  case extract, verification, change requests (callers.h)
     const char *version;            //  this build's version string
     int64_t started_ms;             //  gl_mono_ms () at start
     char *console_dir;              //  static files, resolved; NULL when missing (404s)
