@@ -1,7 +1,7 @@
 /*  api_auth — the HTTP side of accounts (auth.h, docs/api/auth.md): login, logout, the caller's
     own account, users and API clients for administrators.
 
-    Every change is audited and published (docs/events/intake-accounts.md): events carry ids and
+    Every change is audited and published (docs/events.md ("intake: accounts events")): events carry ids and
     role codes, never usernames, display names, passwords or tokens. Nothing here logs a
     username, a password or a token.
 */

@@ -11,6 +11,7 @@
 #include "agents.h"
 #include "audit.h"
 #include "auth.h"
+#include "callers.h"
 #include "calls.h"
 #include "intake.h"
 #include "gl/gl_clock.h"
@@ -547,6 +548,9 @@ s_end (intake_t *intake, http_req_t *req)
         return -1;
     json_t *c = json_object_get (out, "call");
     s_audit (intake, req, "update", id, "end");
+    //  Verification grants live as long as the call: withdraw them now (they also expire).
+    if (callers_context_end (intake->callers, id) != 0)
+        gl_warn ("calls: grants of an ended call could not be withdrawn; they expire on time");
     json_t *view = s_call_view (c, NULL, false);
     json_decref (out);
     return http_reply_json (req, 200, view);

@@ -1,5 +1,5 @@
 /*  booking — an appointment is booked by scheduler, which owns slots and appointments; intake
-    only asks (request "scheduler.book", schema in docs/events/intake-callers.md) and tells the
+    only asks (request "scheduler.book", schema in docs/events.md ("intake: callers")) and tells the
     agent what scheduler said. Nothing about the booking is written in intake, so a scheduler
     that is down or late leaves nothing half done: the agent gets 503 scheduler_unavailable and
     may try again with the same Idempotency-Key, which reaches scheduler as the same bus key, so

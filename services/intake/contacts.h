@@ -1,6 +1,6 @@
 /*  contacts — contact records (one per call, walk-in, SMS or outbound call), their search
     indexes, and the outbox that turns a record write into an event that is never lost
-    (docs/api/contacts.md; events in docs/events/intake-contacts.md).
+    (docs/api/contacts.md; events in docs/events.md ("intake: contact, emergency and referral events")).
 
     State held by the actor (intake->contacts): the taxonomy, the key of the index hashes, the
     settings below, and the outbox sweep timer.

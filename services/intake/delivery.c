@@ -1,7 +1,7 @@
 /*  delivery — the bus request "intake.delivery_details": notifier and scheduler ask intake for a
     caller's phone and language when they must reach them (ARCHITECTURE.md: a service that needs
     personal data asks the owner by request, and that read is audited). Schema in
-    docs/events/intake-callers.md.
+    docs/events.md ("intake: callers").
 
     Request body {person_ref: a case number, or the id of a call or contact verified for a case,
                   purpose: code, requester: the asking service's name}
