@@ -1413,7 +1413,7 @@ test_booking_with_scheduler (void **state)
     assert_true (gl_id_valid (appointment));
     assert_string_equal (json_string_value (json_object_get (json, "centre")), "kla-01");
     json_decref (json);
-    //  What scheduler got: the request's schema (docs/events/intake-callers.md).
+    //  What scheduler got: the request's schema (docs/events.md ("intake: callers")).
     pthread_mutex_lock (&s_sched.lock);
     int handled = s_sched.handled;
     char key1[GL_REQ_KEY_MAX + 1];
