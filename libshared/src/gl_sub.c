@@ -31,7 +31,8 @@ typedef struct {
     bool has_done;              //  a cursor exists in Redis
     gl_cursor_t pos;            //  reached in this process
     bool dirty;                 //  pos != done: part of the next commit
-    uint64_t head;              //  latest seq known to exist (heartbeat or poll)
+    uint64_t head;              //  latest seq known to exist (frame, heartbeat or poll)
+    uint64_t polled;            //  the log's head at the last poll (see s_poll_heads)
     uint64_t epoch;             //  the source's epoch as last seen
     int64_t heard;              //  mono ms of the last frame from it
     int64_t blocked_until;      //  mono ms: handler asked to retry
@@ -60,6 +61,7 @@ struct _gl_sub_t {
     int64_t next_lease;
     int64_t next_poll;
     int64_t next_sources;
+    bool fresh;                 //  no poll since becoming active: trust the next one at once
     uint64_t budget;            //  log entries left in this tick
     gl_sub_stats_t stats;
 };
@@ -596,6 +598,7 @@ s_activate (gl_sub_t *self)
         return -1;
     }
     self->active = true;
+    self->fresh = true;
     self->next_poll = 0;
     self->next_sources = 0;
     gl_info ("bus: %s is active (%zu sources with cursors)", self->group, self->nsources);
@@ -651,9 +654,17 @@ s_poll_heads (gl_sub_t *self)
             long long seq = 0, epoch = 0;
             gl_redis_reply_int (r->element[0], &seq);
             gl_redis_reply_int (r->element[1], &epoch);
+            //  The log's head runs ahead of the live stream by the events in flight (appended,
+            //  not yet published or received). Fetching up to it at once races the socket:
+            //  the same events are then applied from the log and dropped later as duplicates,
+            //  and the live ones wait behind the fetch. So a polled head is acted on one poll
+            //  later (events that existed poll_ms ago and never arrived were lost), except
+            //  right after activation and when there is no socket to deliver anything.
             s_source_t *s = &self->sources[i];
-            if ((uint64_t) seq > s->head)
-                s->head = (uint64_t) seq;
+            uint64_t due = (self->fresh || !self->sock) ? (uint64_t) seq : s->polled;
+            s->polled = (uint64_t) seq;
+            if (due > s->head)
+                s->head = due;
             freeReplyObject (r);
             s_check_epoch (self, s, (uint64_t) epoch);
         }
@@ -680,6 +691,7 @@ gl_sub_tick (gl_sub_t *self)
         if (s_poll_heads (self) != 0)
             return GL_SUB_RETRY_MS;
         self->next_poll = mono + self->opts.poll_ms;
+        self->fresh = false;
     }
     self->budget = GL_SUB_TICK_BUDGET;
     bool more = false;
@@ -694,7 +706,8 @@ gl_sub_tick (gl_sub_t *self)
                          self->group, behind, s->name);
                 s->lag_warned = mono;
             }
-            if (s_catch_up (self, s, 0) < 0)
+            //  Up to the known head only: what is appended meanwhile comes live.
+            if (s_catch_up (self, s, s->head) < 0)
                 return GL_SUB_RETRY_MS;
             if (s->head > s->pos.seq && s->blocked_until <= mono)
                 more = more || self->budget == 0;

@@ -4,6 +4,8 @@
 #include "gl/gl_sub.h"
 #include <assert.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,15 +95,109 @@ gl_tx_cmd (gl_tx_t *self, int argc, const char **argv, const size_t *argvlen)
     return 0;
 }
 
-//  Parse the RESP array that redisvFormatCommand produced back into arguments.
-int
-gl_tx_cmdf (gl_tx_t *self, const char *fmt, ...)
+//  The common formats are parsed here: arguments split on spaces, %s, %b, %d, %i, %u with the
+//  l and ll length modifiers, and %%. redisvFormatCommand (hiredis) builds an sds string per
+//  argument and then the RESP text, which we would parse back: about ten times slower, and it
+//  runs once per applied event. Anything else (flags, widths, %f, %x ...) falls back to it.
+#define S_FAST_ARGS 32
+#define S_FAST_BYTES 512
+
+typedef struct {
+    char bytes[S_FAST_BYTES];
+    size_t used;
+    const char *argv[S_FAST_ARGS];
+    size_t lens[S_FAST_ARGS];
+    size_t offs[S_FAST_ARGS];
+    int argc;
+    bool open;                  //  an argument is being built
+} s_fast_t;
+
+static bool
+s_fast_cat (s_fast_t *f, const char *p, size_t n)
+{
+    if (!f->open) {
+        if (f->argc == S_FAST_ARGS)
+            return false;
+        f->offs[f->argc] = f->used;
+        f->lens[f->argc++] = 0;
+        f->open = true;
+    }
+    if (f->used + n > sizeof f->bytes)
+        return false;
+    memcpy (f->bytes + f->used, p, n);
+    f->used += n;
+    f->lens[f->argc - 1] += n;
+    return true;
+}
+
+//  1 when fmt was formatted into f, 0 when it needs the general path.
+static int
+s_fast_format (s_fast_t *f, const char *fmt, va_list ap)
+{
+    for (const char *c = fmt; *c; c++) {
+        if (*c == ' ') {
+            f->open = false;
+            continue;
+        }
+        if (*c != '%') {
+            if (!s_fast_cat (f, c, 1))
+                return 0;
+            continue;
+        }
+        c++;
+        int longs = 0;
+        while (*c == 'l' && longs < 2)
+            longs++, c++;
+        char num[32];
+        int n = -1;
+        switch (*c) {
+            case 's': {
+                if (longs)
+                    return 0;
+                const char *str = va_arg (ap, const char *);
+                if (!s_fast_cat (f, str, strlen (str)))
+                    return 0;
+                continue;
+            }
+            case 'b': {
+                if (longs)
+                    return 0;
+                const char *bytes = va_arg (ap, const char *);
+                size_t len = va_arg (ap, size_t);
+                if (!s_fast_cat (f, bytes, len))
+                    return 0;
+                continue;
+            }
+            case '%':
+                if (longs || !s_fast_cat (f, "%", 1))
+                    return 0;
+                continue;
+            case 'd':
+            case 'i':
+                n = longs == 2 ? snprintf (num, sizeof num, "%lld", va_arg (ap, long long))
+                    : longs == 1 ? snprintf (num, sizeof num, "%ld", va_arg (ap, long))
+                                 : snprintf (num, sizeof num, "%d", va_arg (ap, int));
+                break;
+            case 'u':
+                n = longs == 2 ? snprintf (num, sizeof num, "%llu", va_arg (ap, unsigned long long))
+                    : longs == 1 ? snprintf (num, sizeof num, "%lu", va_arg (ap, unsigned long))
+                                 : snprintf (num, sizeof num, "%u", va_arg (ap, unsigned));
+                break;
+            default:
+                return 0;
+        }
+        if (n < 0 || !s_fast_cat (f, num, (size_t) n))
+            return 0;
+    }
+    return f->argc > 0;
+}
+
+//  The general path: parse the RESP array that redisvFormatCommand produced back into arguments.
+static int
+s_slow_format (gl_tx_t *self, const char *fmt, va_list ap)
 {
     char *cmd = NULL;
-    va_list ap;
-    va_start (ap, fmt);
     int len = redisvFormatCommand (&cmd, fmt, ap);
-    va_end (ap);
     if (len <= 0 || !cmd || cmd[0] != '*')
         return -1;
     char *p = cmd + 1;
@@ -121,6 +217,27 @@ gl_tx_cmdf (gl_tx_t *self, const char *fmt, ...)
     free (argv);
     free (lens);
     free (cmd);
+    return rc;
+}
+
+int
+gl_tx_cmdf (gl_tx_t *self, const char *fmt, ...)
+{
+    va_list ap, again;
+    va_start (ap, fmt);
+    va_copy (again, ap);
+    s_fast_t f;
+    f.used = 0, f.argc = 0, f.open = false;
+    int rc;
+    if (s_fast_format (&f, fmt, ap)) {
+        for (int i = 0; i < f.argc; i++)
+            f.argv[i] = f.bytes + f.offs[i];
+        rc = gl_tx_cmd (self, f.argc, f.argv, f.lens);
+    }
+    else
+        rc = s_slow_format (self, fmt, again);
+    va_end (again);
+    va_end (ap);
     return rc;
 }
 

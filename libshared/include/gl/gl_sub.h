@@ -6,8 +6,9 @@
         handler queues its Redis writes in a gl_tx_t, and gl_sub runs them in one Lua script that
         first checks the cursor still holds the value it read (compare-and-set), then writes them
         and the new cursor. Idempotence needs only the per-source cursor.
-      - on start, and whenever it sees a gap (a live seq past cursor+1, a heartbeat or a polled
-        log head past the cursor), it reads the missing range from the source's log in Redis.
+      - on start, and whenever it sees a gap (a live seq past cursor+1, a heartbeat past the
+        cursor, or a polled log head still ahead at the next poll), it reads the missing range
+        from the source's log in Redis.
       - replicas of a consuming service stand by on a lease (gl:lease:{GROUP}): only the holder
         is active; a standby takes over when the lease expires.
       - it warns loudly when it falls more than lag_warn events behind a source, and says which
