@@ -22,8 +22,8 @@ static void
 s_check_verr (const s_verr_t *e, const char *code_expected, const char *field)
 {
     size_t n = strlen (e->field);
-    if (!e->code || !e->message[0] || !s_utf8_valid ((const unsigned char *) e->field, n)
-        || !s_utf8_valid ((const unsigned char *) e->message, strlen (e->message)))
+    if (!e->code || !e->message[0] || !gl_utf8_valid (e->field, n, true)
+        || !gl_utf8_valid (e->message, strlen (e->message), true))
         abort ();
     if (field && (strncmp (e->field, field, n) != 0 || (n < strlen (field) && n < 60)))
         abort ();
@@ -121,7 +121,7 @@ s_path_and_query (const uint8_t *data, size_t size)
     for (size_t i = 0; rc == 0 && i < req->nsegs; i++) {
         const char *seg = req->segs[i];
         if (!*seg || strchr (seg, '/') || strcmp (seg, ".") == 0 || strcmp (seg, "..") == 0
-            || !s_utf8_valid ((const unsigned char *) seg, strlen (seg)))
+            || !gl_utf8_valid (seg, strlen (seg), true))
             abort ();
     }
     s_is_json_type (text);
@@ -129,7 +129,7 @@ s_path_and_query (const uint8_t *data, size_t size)
     if (s_parse_query (req, text, &e) == 0) {
         for (size_t i = 0; i < req->nquery; i++)
             if (!s_query_key_valid (req->qkeys[i])
-                || !s_utf8_valid ((const unsigned char *) req->qvals[i], strlen (req->qvals[i])))
+                || !gl_utf8_valid (req->qvals[i], strlen (req->qvals[i]), true))
                 abort ();
     }
     else if (!e.code)
