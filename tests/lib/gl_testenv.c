@@ -134,6 +134,7 @@ s_redis_launch (gl_testredis_t *self)
     argv[n++] = "no";
     argv[n++] = "--loglevel";
     argv[n++] = "warning";
+    int fixed = n;
     char extra[512];
     snprintf (extra, sizeof extra, "%s", self->extra);
     for (char *tok = strtok (extra, " "); tok && n < 62; tok = strtok (NULL, " "))
@@ -142,7 +143,7 @@ s_redis_launch (gl_testredis_t *self)
     char log[300];
     snprintf (log, sizeof log, "%s/redis.log", self->dir);
     self->pid = gl_test_spawn ("redis-server", argv, NULL, log);
-    for (int i = 17; i < n; i++)
+    for (int i = fixed; i < n; i++)
         free (argv[i]);
     if (self->pid < 0)
         return -1;
