@@ -850,13 +850,13 @@ auth_clients_page (intake_t *intake, const http_page_t *page, json_t **items, ch
 //  Login
 
 //  The client's address, for the per-address limit: the header GL_INTAKE_CLIENT_IP_HEADER
-//  names (set by the TLS proxy in front) when configured and well-formed, else "direct" (all
-//  direct clients share one budget; see docs/api/auth.md).
+//  names (set by the TLS proxy in front) when configured, else the TCP peer's address; "direct"
+//  when neither is a well-formed address (see docs/api/auth.md).
 static void
 s_client_address (auth_t *self, http_req_t *req, char *out, size_t cap)
 {
     snprintf (out, cap, "direct");
-    const char *value = self->ip_header ? http_header (req, self->ip_header) : NULL;
+    const char *value = self->ip_header ? http_header (req, self->ip_header) : http_peer (req);
     unsigned char buf[sizeof (struct in6_addr)];
     char text[INET6_ADDRSTRLEN + 1];
     if (!value || strlen (value) >= sizeof text)

@@ -1076,6 +1076,18 @@ http_query (http_req_t *req, const char *name)
 }
 
 const char *
+http_peer (http_req_t *req)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection (req->ev);
+    if (!conn)
+        return NULL;
+    char *address = NULL;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer (conn, &address, &port);
+    return address;
+}
+
+const char *
 http_header (http_req_t *req, const char *name)
 {
     assert (req && name);

@@ -132,6 +132,8 @@ const char *http_request_id (http_req_t *req);      //  also sent as X-Request-I
 const char *http_param (http_req_t *req, const char *name);    //  path parameter, decoded
 const char *http_query (http_req_t *req, const char *name);    //  query parameter, decoded
 const char *http_header (http_req_t *req, const char *name);
+//  The address of the TCP peer (the proxy in front, in a deployment), as text; NULL if unknown.
+const char *http_peer (http_req_t *req);
 const json_t *http_body (http_req_t *req);          //  an object, or NULL without a body
 const http_caller_t *http_caller (http_req_t *req); //  zeroed on PUBLIC routes
 
