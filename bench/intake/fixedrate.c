@@ -3,7 +3,7 @@
 
         fixedrate --port P --scenario contact|get|cycle [--rate R] [--seconds S] [--conns N]
                   [--token T] [--path PATH] [--client-token T --agents FILE] [--cases N]
-                  [--seed N]
+                  [--seed N] [--trace FILE]
 
     Open loop (--rate R > 0): request i is due at t0 + i/R, whether or not earlier requests were
     answered. A due request goes out on an idle connection; when every connection is busy it
@@ -22,21 +22,31 @@
       get       GET --path (default /health), with --token as bearer when given.
       cycle     the life of a call, one agent per connection (--agents FILE: lines
                 "agent_id token"; at least --conns of them): POST /api/v1/calls (the offer, as
-                the API client --client-token), POST /calls/{id}/answer by that agent, POST
-                /calls/{id}/end, PUT /agents/me/state available (as the agent, who is in
-                wrap_up after the end). Each step is one request; a failed step sends the
-                agent back to "available" and counts as non-2xx.
+                the API client --client-token), POST /calls/{id}/answer naming that agent and
+                POST /calls/{id}/end (as the client), PUT /agents/me/state available (as the
+                agent, who is in wrap_up after the end). Each step is one request; a failed
+                step counts as non-2xx and the cycle goes on from a state that makes sense
+                (s_cycle_next; an agent left holding a call by an earlier run is found with GET
+                /agents/me, kind "agent_me", and its call ended).
+                When the run ends, each connection finishes its call (end, available: at most
+                8 more requests, counted like the others), so a second run finds every agent
+                available and holding no call.
 
     Every answer's status is counted; a benchmark of 401s is worthless, so the run's line says
     how many were not 2xx. Prints, per request kind and for all, one line:
         RESULT scenario=contact kind=all mode=rate rate=1000 conns=16 seconds=10 sent=...
-               answered=... ok=... non2xx=... errors=... unfinished=... rps=... p50_us=...
-               p90_us=... p99_us=... p999_us=... max_us=... lag_max_us=... codes=201:9999,...
+               answered=... ok=... non2xx=... rps=... p50_us=... p90_us=... p99_us=...
+               p999_us=... max_us=... errors=... unfinished=... unsent=... reconnects=...
+               lag_max_us=... codes=201:9999,...
+    (the fields from errors on only on the kind=all line)
     ok: 2xx answers; errors: connections that failed with a request in flight (reset, closed,
     unparsable answer); unfinished: requests sent but still unanswered 5 s after the last was
     due (the server may still carry them out); unsent: due requests that never went out (every
     connection was still busy when the run ended: the server cannot keep up with the rate);
     lag_max_us: the longest a due request waited in the generator for a free connection.
+    --trace FILE writes one line per answer: its origin (ms since the start), latency (µs),
+    status and kind, to see when a tail happened (a stall every second looks different from
+    a slow drift).
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,9 +74,9 @@
 #define S_DRAIN_NS      INT64_C(5000000000)
 #define S_TOKEN_MAX     200
 
-typedef enum { K_CONTACT, K_GET, K_OFFER, K_ANSWER, K_END, K_AVAIL, K_COUNT } s_kind_t;
+typedef enum { K_CONTACT, K_GET, K_OFFER, K_ANSWER, K_END, K_AVAIL, K_ME, K_COUNT } s_kind_t;
 static const char *const s_kind_names[K_COUNT]
-    = { "contact", "get", "offer", "answer", "end", "available" };
+    = { "contact", "get", "offer", "answer", "end", "available", "agent_me" };
 
 typedef struct {
     int64_t *v;
@@ -84,6 +94,7 @@ typedef struct {
     int64_t origin_ns;                  //  latency origin of the request in flight
     s_kind_t kind;
     int step;                           //  cycle: the next step (K_OFFER .. K_AVAIL)
+    int wind_down;                      //  cycle: requests sent after the run to finish it
     char call_id[64];
     char agent_id[64];
     char agent_token[S_TOKEN_MAX + 1];
@@ -100,6 +111,7 @@ typedef struct {
     const char *path;
     const char *client_token;
     const char *agents_file;
+    FILE *trace;                        //  --trace: one line per answer
     uint32_t cases;
     uint64_t rng;
     //  state
@@ -300,6 +312,9 @@ s_build (s_run_t *run, s_conn_t *c)
             snprintf (path, sizeof path, "/api/v1/calls/%s/end", c->call_id);
             s_format (c, "POST", path, run->client_token, "{\"ended_by\":\"caller\"}");
             break;
+        case K_ME:
+            s_format (c, "GET", "/api/v1/agents/me", c->agent_token, NULL);
+            break;
         default:
             s_format (c, "PUT", "/api/v1/agents/me/state", c->agent_token,
                       "{\"state\":\"available\"}");
@@ -396,32 +411,49 @@ s_header (const char *head, const char *end, const char *name, size_t *vlen)
     return NULL;
 }
 
-//  The cycle's next step after an answer of kind with status.
+//  The "id" (offer) or "call_id" (agents/me) of an answer's body into c->call_id; false when
+//  there is none.
+static bool
+s_take_id (s_conn_t *c, const char *field, const char *body, size_t len)
+{
+    json_t *json = json_loadb (body, len, 0, NULL);
+    const char *id = json_string_value (json_object_get (json, field));
+    bool found = id && *id && strlen (id) < sizeof c->call_id;
+    snprintf (c->call_id, sizeof c->call_id, "%s", found ? id : "");
+    json_decref (json);
+    return found;
+}
+
+//  The cycle's next step after an answer of kind with status. After a refusal: an offer or an
+//  answer that failed left the agent available (offer again); an end that failed leaves the
+//  agent to be made available; an agent who cannot go available holds a call (one this
+//  connection offered, or one left by an earlier run that stopped half-way): end it, after
+//  asking which it is (GET /agents/me) when the connection does not know.
 static void
 s_cycle_next (s_conn_t *c, int status, const char *body, size_t len)
 {
     bool ok = status >= 200 && status < 300;
     if (!ok) {
-        c->step = K_AVAIL;
+        c->step = c->kind == K_OFFER || c->kind == K_ANSWER ? K_OFFER
+                : c->kind == K_AVAIL && *c->call_id       ? K_END
+                : c->kind == K_AVAIL                      ? K_ME
+                                                          : K_AVAIL;
+        if (c->kind == K_END)
+            c->call_id[0] = 0;
         return;
     }
     switch (c->kind) {
-    case K_OFFER: {
-        json_t *json = json_loadb (body, len, 0, NULL);
-        const char *id = json_string_value (json_object_get (json, "id"));
-        if (id && strlen (id) < sizeof c->call_id) {
-            snprintf (c->call_id, sizeof c->call_id, "%s", id);
-            c->step = K_ANSWER;
-        }
-        else
-            c->step = K_AVAIL;
-        json_decref (json);
+    case K_ME:
+        c->step = s_take_id (c, "call_id", body, len) ? K_END : K_AVAIL;
         break;
-    }
+    case K_OFFER:
+        c->step = s_take_id (c, "id", body, len) ? K_ANSWER : K_OFFER;
+        break;
     case K_ANSWER:
         c->step = K_END;
         break;
     case K_END:
+        c->call_id[0] = 0;
         c->step = K_AVAIL;
         break;
     default:
@@ -487,6 +519,9 @@ s_read (s_run_t *run, s_conn_t *c)
         run->kind_ok[c->kind]++;
     }
     run->t_last_answer = now;
+    if (run->trace)
+        fprintf (run->trace, "%.3f %.0f %d %s\n", (double) (c->origin_ns - run->t0) / 1e6,
+                 (double) lat / 1e3, status, s_kind_names[c->kind]);
     if (strcmp (run->scenario, "cycle") == 0)
         s_cycle_next (c, status, hend + 4, body_len);
     c->in_len = 0;
@@ -539,6 +574,25 @@ s_arm (s_run_t *run, int64_t at_ns)
     timerfd_settime (run->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
+//  Cycle: after the run, finish every connection's call (end it, make the agent available), so
+//  that the next run finds its agents available and holding nothing. At most 8 requests each.
+static void
+s_wind_down (s_run_t *run, int64_t now)
+{
+    if (strcmp (run->scenario, "cycle") != 0)
+        return;
+    for (int k = 0; k < run->nidle;) {
+        s_conn_t *c = &run->conns[run->idle[k]];
+        if (c->step != K_OFFER && c->wind_down < 8) {
+            run->idle[k] = run->idle[--run->nidle];
+            c->wind_down++;
+            s_send (run, c, now);
+        }
+        else
+            k++;
+    }
+}
+
 static void
 s_loop (s_run_t *run)
 {
@@ -564,6 +618,8 @@ s_loop (s_run_t *run)
                 s_send (run, &run->conns[run->idle[--run->nidle]], due);
                 dispatched++;
             }
+            if (dispatched == total)
+                s_wind_down (run, now);
             if (dispatched == total && run->inflight == 0)
                 break;
             run->unsent = total - dispatched;
@@ -571,6 +627,8 @@ s_loop (s_run_t *run)
         else {
             while (now < run->t_end && run->nidle > 0)
                 s_send (run, &run->conns[run->idle[--run->nidle]], now);
+            if (now >= run->t_end)
+                s_wind_down (run, now);
             if (now >= run->t_end && run->inflight == 0)
                 break;
         }
@@ -631,7 +689,8 @@ static void
 s_report_line (s_run_t *run, const char *kind, s_lat_t *lat, uint64_t sent, uint64_t answered,
                uint64_t ok)
 {
-    qsort (lat->v, lat->n, sizeof *lat->v, s_cmp64);
+    if (lat->n > 1)
+        qsort (lat->v, lat->n, sizeof *lat->v, s_cmp64);
     int64_t span = (run->t_last_answer > run->t0 ? run->t_last_answer : run->t_end) - run->t0;
     if (span <= 0)
         span = 1;
@@ -659,13 +718,36 @@ s_report_line (s_run_t *run, const char *kind, s_lat_t *lat, uint64_t sent, uint
     printf ("\n");
 }
 
+//  Close every connection and free what the run holds.
+static void
+s_run_free (s_run_t *run)
+{
+    for (int i = 0; run->conns && i < run->nconns; i++) {
+        if (run->conns[i].fd > 0)
+            close (run->conns[i].fd);
+        free (run->conns[i].in);
+    }
+    for (int k = 0; k < K_COUNT; k++)
+        free (run->lat[k].v);
+    free (run->all.v);
+    free (run->conns);
+    free (run->idle);
+    if (run->ep >= 0)
+        close (run->ep);
+    if (run->tfd >= 0)
+        close (run->tfd);
+    if (run->trace)
+        fclose (run->trace);
+}
+
 static void
 s_usage (void)
 {
     fprintf (stderr,
              "usage: fixedrate --port P --scenario contact|get|cycle [--rate R (0: closed loop)]\n"
              "                 [--seconds S] [--conns N] [--token T] [--path PATH]\n"
-             "                 [--client-token T --agents FILE] [--cases N] [--seed N]\n");
+             "                 [--client-token T --agents FILE] [--cases N] [--seed N]\n"
+             "                 [--trace FILE]\n");
 }
 
 int
@@ -679,7 +761,8 @@ main (int argc, char *argv[])
         { "conns", required_argument, NULL, 'c' },    { "token", required_argument, NULL, 't' },
         { "path", required_argument, NULL, 'P' },     { "client-token", required_argument, NULL, 'C' },
         { "agents", required_argument, NULL, 'a' },   { "cases", required_argument, NULL, 'n' },
-        { "seed", required_argument, NULL, 'S' },     { NULL, 0, NULL, 0 },
+        { "seed", required_argument, NULL, 'S' },     { "trace", required_argument, NULL, 'T' },
+        { NULL, 0, NULL, 0 },
     };
     int opt;
     while ((opt = getopt_long (argc, argv, "", longopts, NULL)) != -1) {
@@ -695,6 +778,14 @@ main (int argc, char *argv[])
         case 'a': run.agents_file = optarg; break;
         case 'n': run.cases = (uint32_t) strtoul (optarg, NULL, 10); break;
         case 'S': run.rng = strtoull (optarg, NULL, 10) | 1; break;
+        case 'T':
+            if (!run.trace)
+                run.trace = fopen (optarg, "w");
+            if (!run.trace) {
+                fprintf (stderr, "fixedrate: cannot write %s\n", optarg);
+                return 2;
+            }
+            break;
         default: s_usage (); return 2;
         }
     }
@@ -715,16 +806,21 @@ main (int argc, char *argv[])
     run.idle = calloc ((size_t) run.nconns, sizeof *run.idle);
     run.ep = epoll_create1 (0);
     run.tfd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK);
-    if (!run.conns || !run.idle || run.ep < 0 || run.tfd < 0)
+    if (!run.conns || !run.idle || run.ep < 0 || run.tfd < 0) {
+        s_run_free (&run);
         return 1;
+    }
     struct epoll_event tev = { .events = EPOLLIN, .data.ptr = NULL };
     epoll_ctl (run.ep, EPOLL_CTL_ADD, run.tfd, &tev);
-    if (run.agents_file && strcmp (run.scenario, "get") != 0 && s_load_agents (&run) != 0)
+    if (run.agents_file && strcmp (run.scenario, "get") != 0 && s_load_agents (&run) != 0) {
+        s_run_free (&run);
         return 1;
+    }
     for (int i = 0; i < run.nconns; i++) {
         if (s_connect (&run, &run.conns[i]) != 0) {
             fprintf (stderr, "fixedrate: cannot connect to 127.0.0.1:%d: %s\n", run.port,
                      strerror (errno));
+            s_run_free (&run);
             return 1;
         }
         run.idle[run.nidle++] = i;
@@ -734,7 +830,10 @@ main (int argc, char *argv[])
     s_report_line (&run, "all", &run.all, run.sent, run.answered, run.ok);
     if (cycle)
         for (int k = K_OFFER; k < K_COUNT; k++)
-            s_report_line (&run, s_kind_names[k], &run.lat[k], run.kind_sent[k],
-                           run.kind_answered[k], run.kind_ok[k]);
-    return run.errors || run.inflight ? 3 : 0;
+            if (k != K_ME || run.kind_sent[k])
+                s_report_line (&run, s_kind_names[k], &run.lat[k], run.kind_sent[k],
+                               run.kind_answered[k], run.kind_ok[k]);
+    int rc = run.errors || run.inflight ? 3 : 0;
+    s_run_free (&run);
+    return rc;
 }

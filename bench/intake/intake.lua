@@ -34,13 +34,13 @@ local categories = {
    "health.access", "education.enrolment", "legal.residency",
 }
 
-local mode, path, token, cases
+local path, token, cases
 local tokens = {}
 local seq = 0
 local static_request
 
 function init(args)
-   mode = args[1] or "get"
+   mode = args[1] or "get"              -- global: done() reads it back from a thread
    codes = {}
    sent = 0
    ok = 0
@@ -118,8 +118,7 @@ function done(summary, latency, requests)
    io.write(string.format(
       "RESULT tool=wrk mode=%s requests=%d rps=%.1f ok=%d non2xx=%d errors=%d unfinished=%d " ..
       "p50_us=%d p90_us=%d p99_us=%d p999_us=%d max_us=%d codes=%s\n",
-      mode, summary.requests, summary.requests / (summary.duration / 1e6), total_ok, total_bad,
-      errors, total_sent - total_ok - total_bad,
-      errors, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+      threads[1]:get("mode"), summary.requests, summary.requests / (summary.duration / 1e6), total_ok, total_bad,
+      errors, total_sent - total_ok - total_bad, latency:percentile(50), latency:percentile(90), latency:percentile(99),
       latency:percentile(99.9), latency.max, #list > 0 and table.concat(list, ",") or "none"))
 end

@@ -18,7 +18,7 @@
 #  row the script checks that Redis gained exactly as many contacts as there were 201 answers.
 #  --quick: 3 s rows instead of 10 (checks that everything runs; figures not worth quoting).
 #  --profile: also record gl-intake with perf (call graphs) during 5 s of contact writes and
-#  print the top functions. Takes about 4 minutes (5 with --profile).
+#  print the top functions. Takes about 3 minutes (a little more with --profile).
 #
 #  Environment: GL_BENCH_BUILD (default build/bench; RelWithDebInfo), GL_BENCH_OUT (the folder
 #  for raw output; default a new /tmp/gl-intake-bench-*), GREENLINE_NO_INSTALL=1 to refuse to
@@ -249,14 +249,14 @@ ticks () {    #  pid... -> CPU ticks (user + system) of these processes, all thr
     done
     echo $t
 }
-machine () {    #  -> busy ticks (with steal), all ticks
+machine () {    #  -> busy ticks, steal ticks, all ticks
     local cpu user nice sys idle iowait irq softirq steal rest
     read -r cpu user nice sys idle iowait irq softirq steal rest </proc/stat
-    echo "$((user + nice + sys + irq + softirq + steal)) $((user + nice + sys + idle + iowait + irq + softirq + steal))"
+    echo "$((user + nice + sys + irq + softirq)) $steal $((user + nice + sys + idle + iowait + irq + softirq + steal))"
 }
 kv () {    #  line key
     local v
-    v=$(grep -o " $2=[^ ]*" <<<" $1" | head -1)
+    v=$(grep -o " $2=[^ ]*" <<<" $1" | head -1) || true
     echo "${v#*=}"
 }
 contacts_in_redis () { rcli ZCARD 'intake:{intake}:contacts:time'; }
@@ -269,29 +269,30 @@ empty_queue () {
 }
 
 #  row NAME SERVER_PIDS -- command...: run one measurement, add its RESULT line with the CPU
-#  figures (percent of one core: server, redis-server, load generator, everything else) and the
-#  worst Redis stall to $RESULTS.
+#  figures (percent of one core: server, redis-server, load generator, everything else on this
+#  machine, and the hypervisor's steal) and the worst Redis stall to $RESULTS.
 row () {
     local name=$1 spids=$2
     shift 3
     local m0 m1 s0 s1 r0 r1 g line stall cpu
     rcli LATENCY RESET >/dev/null
     rcli CONFIG RESETSTAT >/dev/null
-    read -r m0 t0 <<<"$(machine)"
+    read -r m0 st0 t0 <<<"$(machine)"
     s0=$(ticks $spids)
     r0=$(ticks "$REDIS_PID")
     local TIMEFORMAT='%U %S'
     { time "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"; } 2>"$OUT/$name.time" || true
-    read -r m1 t1 <<<"$(machine)"
+    read -r m1 st1 t1 <<<"$(machine)"
     s1=$(ticks $spids)
     r1=$(ticks "$REDIS_PID")
     g=$(awk -v hz="$HZ" '{printf "%d", ($1 + $2) * hz}' "$OUT/$name.time")
     cpu=$(awk -v hz="$HZ" -v s=$((s1 - s0)) -v r=$((r1 - r0)) -v g="$g" -v b=$((m1 - m0)) \
-        -v t=$((t1 - t0)) 'BEGIN {
+        -v st=$((st1 - st0)) -v t=$((t1 - t0)) 'BEGIN {
             secs = t / hz / '"$(nproc)"'; if (secs <= 0) secs = 1
             o = b - s - r - g; if (o < 0) o = 0
-            printf "cpu_server=%.0f cpu_redis=%.0f cpu_gen=%.0f cpu_other=%.0f",
-                100 * s / hz / secs, 100 * r / hz / secs, 100 * g / hz / secs, 100 * o / hz / secs }')
+            printf "cpu_server=%.0f cpu_redis=%.0f cpu_gen=%.0f cpu_other=%.0f cpu_steal=%.0f",
+                100 * s / hz / secs, 100 * r / hz / secs, 100 * g / hz / secs, 100 * o / hz / secs,
+                100 * st / hz / secs }')
     rcli INFO commandstats >"$OUT/$name.cmdstats"
     stall=$(rcli LATENCY LATEST | paste - - - - | sort -k4,4n | tail -1 | awk '{ print ($4 ? $1 ":" $4 : "-") }')
     line=$(grep '^RESULT' "$OUT/$name.out" | head -1) || true
@@ -312,8 +313,8 @@ contact_row () {    #  name command...
     row "$name" "$INTAKE_PID" -- "$@"
     sleep 1                     #  requests still in flight when the load generator stopped
     after=$(contacts_in_redis)
-    line=$(grep "name=$name " "$RESULTS")
-    created=$(grep -o 'codes=[^ ]*' <<<"$line" | grep -o '201:[0-9]*' | cut -d: -f2)
+    line=$(grep "name=$name " "$RESULTS") || true
+    created=$(grep -o 'codes=[^ ]*' <<<"$line" | grep -o '201:[0-9]*' | cut -d: -f2) || true
     created=${created:-0}
     open=$(kv "$line" unfinished)
     open=${open:-0}
@@ -390,9 +391,11 @@ OUTBOX=$(rcli HLEN 'intake:{intake}:outbox')
 
 #  ---- the report -----------------------------------------------------------------------------
 
+set +e      #  a figure missing from a failed row leaves a gap in the table, not a half report
+
 fmt () { awk -v x="${1:-0}" 'BEGIN { printf "%.0f", x }' | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'; }
 ms () { awk -v x="${1:-0}" 'BEGIN { printf (x < 10000 ? "%.2f" : "%.1f"), x / 1000 }'; }
-get () { grep "name=$1 " "$RESULTS" | head -1; }
+get () { grep "name=$1 " "$RESULTS" | head -1 || true; }
 NGINX_RPS=$(kv "$(get nginx)" rps)
 ratio () { awk -v a="${1:-0}" -v b="${NGINX_RPS:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 table_row () {    #  label name [extra]
@@ -402,11 +405,11 @@ table_row () {    #  label name [extra]
     local bad err
     bad=$(kv "$line" non2xx)
     err=$(kv "$line" errors)
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s/%s/%s/%s | %s |\n' \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s/%s/%s/%s/%s | %s |\n' \
         "$1" "$(kv "$line" fsync)" "$(fmt "$(kv "$line" rps)")" "$(ratio "$(kv "$line" rps)")" \
         "$(ms "$(kv "$line" p50_us)")" "$(ms "$(kv "$line" p99_us)")" "$(ms "$(kv "$line" max_us)")" \
         "${bad:-?}$( ((${err:-0} > 0)) && echo " +$err err")" \
-        "$(kv "$line" cpu_server)" "$(kv "$line" cpu_redis)" "$(kv "$line" cpu_gen)" "$(kv "$line" cpu_other)" \
+        "$(kv "$line" cpu_server)" "$(kv "$line" cpu_redis)" "$(kv "$line" cpu_gen)" "$(kv "$line" cpu_other)" "$(kv "$line" cpu_steal)" \
         "$(kv "$line" stall)"
 }
 
@@ -416,10 +419,10 @@ echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 echo "servers: nginx $(nginx -v 2>&1 | grep -o '[0-9.]*$') (1 worker), libevent $(pkg-config --modversion libevent), libmicrohttpd $(pkg-config --modversion libmicrohttpd) (internal epoll thread), redis $(redis-server --version | grep -o 'v=[^ ]*' | cut -d= -f2) (AOF on $(df --output=fstype "$TMP" | tail -1))"
 echo "intake:  tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), build $(grep -m1 CMAKE_BUILD_TYPE: "$BUILD/CMakeCache.txt" | cut -d= -f2); $AGENTS agents, 1 API client"
 echo "load:    wrk $THREADS threads $CONNS connections ${DUR} s (closed loop, latency from the send); fixedrate open loop $FIXED_RATE/s on $FIXED_CONNS connections (latency from the scheduled time)"
-echo "         load generator and servers share the $(nproc) cores; CPU = % of one core: server/redis/load generator/other"
+echo "         load generator and servers share the $(nproc) cores; CPU = % of one core: server/redis/load generator/other processes/hypervisor steal"
 echo "took:    $((T1 - T0)) s of measuring; raw output in $OUT"
 echo
-echo "| measurement | fsync | req/s | ratio to nginx | p50 ms | p99 ms | max ms | non-2xx | CPU % srv/redis/gen/other | redis stall |"
+echo "| measurement | fsync | req/s | ratio to nginx | p50 ms | p99 ms | max ms | non-2xx | CPU % srv/redis/gen/other/steal | redis stall |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
 table_row "nginx hello (reference)" nginx
 table_row "evhttp hello" evhttp
@@ -462,7 +465,7 @@ echo
 echo "Redis commands intake sent per request (MONITOR, 200 requests each; \"script:\" = run inside EVALSHA):"
 for name in contact me; do
     f=$OUT/monitor-$name.txt
-    n=$(grep -o 'ok=[0-9]*' "$OUT/monitor-$name.load" | head -1 | cut -d= -f2)
+    n=$(grep -o 'ok=[0-9]*' "$OUT/monitor-$name.load" | head -1 | cut -d= -f2) || true
     [[ -s $f && ${n:-0} -gt 0 ]] || continue
     top=$(grep -v '\[0 lua\]' "$f" | grep -v '"PING"' | grep -o '\] "[A-Za-z]*"' | tr -d '"]' | tr a-z A-Z \
         | sort | uniq -c | sort -rn | awk -v n="$n" '{ printf "%s %.2f, ", $2, $1 / n }')
