@@ -38,30 +38,15 @@
 #define T_WAIT_MS       60000       //  bound on waits for a state change (ctest bounds the rest)
 #define T_TOKEN         "tok-intake-test"
 
-typedef struct {
-    int status;             //  0: no status line (connection refused or closed)
-    char *raw;
-    size_t raw_len;
-    const char *body;
-    size_t body_len;
-} t_resp_t;
+#include "gl_testhttp.h"
+typedef gl_test_resp_t t_resp_t;
+#define t_connect gl_test_http_connect
+#define t_free gl_test_http_free
+#define t_header gl_test_http_header
 
 //  --------------------------------------------------------------------------------------------
 //  A tiny HTTP/1.1 client: one request per connection, read until the server closes.
 
-static int
-t_connect (int port)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    assert_true (fd >= 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    if (connect (fd, (struct sockaddr *) &addr, sizeof addr) != 0) {
-        close (fd);
-        return -1;
-    }
-    return fd;
-}
 
 static void
 t_send_all (int fd, const char *data, size_t len)
@@ -142,38 +127,8 @@ t_post_json (int port, const char *path, const char *json)
     return t_http (port, "POST", path, "Content-Type: application/json\r\n", json, strlen (json));
 }
 
-static void
-t_free (t_resp_t *resp)
-{
-    free (resp->raw);
-    resp->raw = NULL;
-}
 
 //  The value of a response header (case-insensitive name), or NULL. Static buffer.
-static const char *
-t_header (const t_resp_t *resp, const char *name)
-{
-    static char value[512];
-    const char *line = strstr (resp->raw, "\r\n");
-    size_t nlen = strlen (name);
-    while (line && line + 2 < resp->body) {
-        line += 2;
-        if (strncasecmp (line, name, nlen) == 0 && line[nlen] == ':') {
-            const char *v = line + nlen + 1;
-            while (*v == ' ')
-                v++;
-            const char *end = strstr (v, "\r\n");
-            size_t len = end ? (size_t) (end - v) : strlen (v);
-            if (len >= sizeof value)
-                len = sizeof value - 1;
-            memcpy (value, v, len);
-            value[len] = 0;
-            return value;
-        }
-        line = strstr (line, "\r\n");
-    }
-    return NULL;
-}
 
 static json_t *
 t_json (const t_resp_t *resp)

@@ -33,107 +33,25 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#define T_MAX_RESPONSE  (1 << 20)
 #define T_WAIT_MS       60000
 #define T_START_MS      INT64_C(1767225600000)      //  2026-01-01T00:00:00Z
 #define T_ADMIN_PASS    "adminpass"                 //  the contract's; below the policy on purpose
 #define T_IDLE_S        300
 #define T_MAX_S         900
 
-typedef struct {
-    int status;
-    char *raw;
-    size_t raw_len;
-    const char *body;
-    size_t body_len;
-} t_resp_t;
+#include "gl_testhttp.h"
+typedef gl_test_resp_t t_resp_t;
+#define t_connect gl_test_http_connect
+#define t_raw gl_test_http_raw
+#define t_free gl_test_http_free
+#define t_header gl_test_http_header
 
 //  --------------------------------------------------------------------------------------------
 //  A tiny HTTP/1.1 client (as in test_intake.c): one request per connection.
 
-static int
-t_connect (int port)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    assert_true (fd >= 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    if (connect (fd, (struct sockaddr *) &addr, sizeof addr) != 0) {
-        close (fd);
-        return -1;
-    }
-    return fd;
-}
 
-static t_resp_t
-t_raw (int port, const char *request, size_t len)
-{
-    t_resp_t resp = { 0 };
-    resp.raw = calloc (1, T_MAX_RESPONSE + 1);
-    assert_non_null (resp.raw);
-    resp.body = resp.raw;
-    int fd = t_connect (port);
-    if (fd < 0)
-        return resp;
-    while (len > 0) {
-        ssize_t n = send (fd, request, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        request += n;
-        len -= (size_t) n;
-    }
-    while (resp.raw_len < T_MAX_RESPONSE) {
-        ssize_t n = recv (fd, resp.raw + resp.raw_len, T_MAX_RESPONSE - resp.raw_len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        resp.raw_len += (size_t) n;
-    }
-    close (fd);
-    resp.raw[resp.raw_len] = 0;
-    int status = 0;
-    if (sscanf (resp.raw, "HTTP/1.%*d %d", &status) == 1)
-        resp.status = status;
-    char *end = strstr (resp.raw, "\r\n\r\n");
-    resp.body = end ? end + 4 : resp.raw + resp.raw_len;
-    resp.body_len = resp.raw_len - (size_t) (resp.body - resp.raw);
-    return resp;
-}
 
-static void
-t_free (t_resp_t *resp)
-{
-    free (resp->raw);
-    resp->raw = NULL;
-}
 
-static const char *
-t_header (const t_resp_t *resp, const char *name)
-{
-    static char value[512];
-    const char *line = strstr (resp->raw, "\r\n");
-    size_t nlen = strlen (name);
-    while (line && line + 2 < resp->body) {
-        line += 2;
-        if (strncasecmp (line, name, nlen) == 0 && line[nlen] == ':') {
-            const char *v = line + nlen + 1;
-            while (*v == ' ')
-                v++;
-            const char *end = strstr (v, "\r\n");
-            size_t len = end ? (size_t) (end - v) : strlen (v);
-            if (len >= sizeof value)
-                len = sizeof value - 1;
-            memcpy (value, v, len);
-            value[len] = 0;
-            return value;
-        }
-        line = strstr (line, "\r\n");
-    }
-    return NULL;
-}
 
 static json_t *
 t_json (const t_resp_t *resp)
