@@ -66,14 +66,6 @@ typedef struct {
     bool apply_argv;            //  --apply argv: gl_tx_cmd instead of gl_tx_cmdf
 } s_args_t;
 
-static int64_t
-s_now_us (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void
 s_sleep_until_us (int64_t when)
 {
@@ -120,7 +112,7 @@ s_settle (s_apply_t *a)
     uint64_t applied = gl_sub_stats (a->sub).applied;
     if (applied <= a->committed)
         return;
-    int64_t now = s_now_us ();
+    int64_t now = gl_mono_us ();
     while (a->committed < applied && a->pend_head != a->pend_tail) {
         int64_t sent = a->pending[a->pend_head++ % a->pend_cap];
         if (a->lat && a->nlat < a->lat_cap)
@@ -165,7 +157,7 @@ s_sub_thread (void *arg)
         gl_sub_run_once (run->sub, 5);
         s_settle (run->apply);
         if (run->apply->committed >= atomic_load (&run->want)) {
-            atomic_store (&run->done_us, s_now_us ());
+            atomic_store (&run->done_us, gl_mono_us ());
             break;
         }
     }
@@ -224,17 +216,17 @@ s_pub_thread (void *arg)
     gl_event_t *evs[BENCH_MAX_BATCH];
     prctl (PR_SET_NAME, "bench-pub");
     pthread_barrier_wait (p->go);
-    p->start_us = s_now_us ();
+    p->start_us = gl_mono_us ();
     while (p->sent < p->events && p->rc == 0) {
         long sent = p->sent;
         int n = (int) (p->events - sent < p->batch ? p->events - sent : p->batch);
-        int64_t t = s_now_us ();
+        int64_t t = gl_mono_us ();
         if (p->duration_us && t - p->start_us >= p->duration_us)
             break;
         if (p->rate > 0) {
             int64_t due = p->start_us + (int64_t) ((double) sent * 1e6 / p->rate);
             if (due > t)
-                s_sleep_until_us (due), t = s_now_us ();
+                s_sleep_until_us (due), t = gl_mono_us ();
             if (t - due > p->max_behind_us)
                 p->max_behind_us = t - due;
         }
@@ -247,7 +239,7 @@ s_pub_thread (void *arg)
         if (p->rc == 0)
             p->sent += n;
     }
-    p->end_us = s_now_us ();
+    p->end_us = gl_mono_us ();
     return NULL;
 }
 
@@ -392,7 +384,7 @@ s_run (const s_args_t *args)
     s_subrun_t subrun = { .sub = sub, .apply = &apply, .want = UINT64_MAX };
 
     //  Encoded size of one event, for the table.
-    gl_event_t *probe = s_event (s_now_us ());
+    gl_event_t *probe = s_event (gl_mono_us ());
     snprintf (probe->src, sizeof probe->src, "bench-1");
     probe->seq = most;
     char *buf = NULL;
@@ -413,7 +405,7 @@ s_run (const s_args_t *args)
     for (int i = 0; i < npubs; i++)
         pthread_create (&pub_tid[i], NULL, s_pub_thread, &runs[i]);
     pthread_barrier_wait (&go);
-    int64_t t0 = s_now_us ();
+    int64_t t0 = gl_mono_us ();
     int64_t pubs_done = 0;
     uint64_t total = 0;
     int rc = 0;
@@ -432,7 +424,7 @@ s_run (const s_args_t *args)
     atomic_store (&subrun.want, total);
     //  Bound the wait for the subscriber; a run that never completes is a failure, not a hang.
     while (atomic_load (&subrun.done_us) == 0
-           && s_now_us () - pubs_done < (int64_t) BENCH_TIMEOUT_S * 1000000)
+           && gl_mono_us () - pubs_done < (int64_t) BENCH_TIMEOUT_S * 1000000)
         gl_sleep_ms (10);
     atomic_store (&subrun.stop, true);
     pthread_join (sub_tid, NULL);
