@@ -6,9 +6,11 @@
     a booking that did happen before the timeout is answered again rather than made twice.
 
     The request is synchronous on the actor's thread (gl_req_call), so while scheduler is slow
-    intake's loop waits up to GL_INTAKE_SCHEDULER_TIMEOUT_MS (default 2000 ms).
+    intake's loop waits up to GL_INTAKE_SCHEDULER_TIMEOUT_MS (default 2000 ms). The client and
+    its settings are forward.c's (shared with the routes scheduler answers).
 */
 #include "callers.h"
+#include "forward.h"
 #include "gl/gl_log.h"
 #include "gl/gl_req.h"
 #include <string.h>
@@ -43,14 +45,15 @@ void
 booking_book (callers_t *self, const char *key, const json_t *body, booking_result_t *out)
 {
     memset (out, 0, sizeof *out);
-    gl_req_t *client = callers_scheduler (self);
+    intake_t *intake = callers_intake (self);
+    gl_req_t *client = forward_client (intake, "scheduler");
     if (!client) {
         s_unavailable (out, "scheduler is not configured (GL_ENDPOINT_SCHEDULER); nothing was "
                             "booked");
         return;
     }
     gl_reply_t reply = { 0 };
-    int rc = gl_req_call (client, "scheduler.book", key, body, callers_scheduler_timeout_ms (self),
+    int rc = gl_req_call (client, "scheduler.book", key, body, forward_timeout_ms (intake, "scheduler"),
                           &reply);
     if (rc != 0) {
         //  No answer in time (or none could be sent). The booking may still have happened:

@@ -37,8 +37,6 @@ struct _callers_t {
     int64_t max_failures;
     int64_t lock_ms;
     int64_t grant_ms;
-    int scheduler_timeout_ms;
-    gl_req_t *scheduler;
 };
 
 static const char *s_field_names[CALLERS_F__COUNT] = {
@@ -57,18 +55,6 @@ intake_t *
 callers_intake (callers_t *self)
 {
     return self->intake;
-}
-
-int
-callers_scheduler_timeout_ms (callers_t *self)
-{
-    return self->scheduler_timeout_ms;
-}
-
-gl_req_t *
-callers_scheduler (callers_t *self)
-{
-    return self->scheduler;
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -349,42 +335,6 @@ bad:
     return -1;
 }
 
-static int
-s_load_scheduler (callers_t *self, char *err, size_t errlen)
-{
-    gl_config_t *config = self->intake->config;
-    const char *endpoint = gl_config_str (config, "GL_ENDPOINT_SCHEDULER", NULL);
-    if (!endpoint || !*endpoint) {
-        gl_warn ("callers: GL_ENDPOINT_SCHEDULER is not set: bookings answer 503");
-        return 0;
-    }
-    self->scheduler = gl_req_new (endpoint);
-    if (!self->scheduler) {
-        snprintf (err, errlen, "GL_ENDPOINT_SCHEDULER is not a valid endpoint");
-        return -1;
-    }
-    //  The token intake sends: its own setting, else the first of the deployment's tokens.
-    char token[GL_REQ_AUTH_MAX + 1] = "";
-    const char *mine = gl_config_str (config, "GL_INTAKE_SCHEDULER_TOKEN", NULL);
-    const char *tokens = gl_config_str (config, "GL_BUS_TOKENS", NULL);
-    if (mine && *mine)
-        snprintf (token, sizeof token, "%s", mine);
-    else if (tokens && *tokens) {
-        while (*tokens == ' ')
-            tokens++;
-        size_t n = strcspn (tokens, ", ");
-        if (n < sizeof token)
-            memcpy (token, tokens, n), token[n] = 0;
-    }
-    int rc = *token ? gl_req_set_auth (self->scheduler, token) : 0;
-    sodium_memzero (token, sizeof token);
-    if (rc != 0) {
-        snprintf (err, errlen, "GL_INTAKE_SCHEDULER_TOKEN is not a valid bus token");
-        return -1;
-    }
-    return 0;
-}
-
 callers_t *
 callers_new (intake_t *intake, char *err, size_t errlen)
 {
@@ -403,16 +353,13 @@ callers_new (intake_t *intake, char *err, size_t errlen)
     self->max_failures = gl_config_int (config, "GL_INTAKE_VERIFY_MAX_FAILURES", 3, 1, 100);
     self->lock_ms = 1000 * gl_config_int (config, "GL_INTAKE_VERIFY_LOCK_S", 1800, 1, 604800);
     self->grant_ms = 1000 * gl_config_int (config, "GL_INTAKE_VERIFY_GRANT_S", 3600, 1, 86400);
-    self->scheduler_timeout_ms
-        = (int) gl_config_int (config, "GL_INTAKE_SCHEDULER_TIMEOUT_MS", 2000, 1, 60000);
     gl_config_int (config, "GL_INTAKE_IMPORT_MAX_ROWS", 100000, 1, 10000000);
     if (gl_config_error (config)) {
         snprintf (err, errlen, "%s", gl_config_error (config));
         callers_destroy (&self);
         return NULL;
     }
-    if (s_load_questions (self, err, errlen) != 0 || s_load_key (self, err, errlen) != 0
-        || s_load_scheduler (self, err, errlen) != 0) {
+    if (s_load_questions (self, err, errlen) != 0 || s_load_key (self, err, errlen) != 0) {
         callers_destroy (&self);
         return NULL;
     }
@@ -431,7 +378,6 @@ callers_destroy (callers_t **self_p)
     callers_t *self = *self_p;
     if (!self)
         return;
-    gl_req_destroy (&self->scheduler);
     sodium_memzero (self->key, sizeof self->key);
     free (self);
     *self_p = NULL;

@@ -225,10 +225,6 @@ void booking_book (callers_t *self, const char *key, const json_t *body, booking
 //  The service and settings other files of this concern read.
 
 intake_t *callers_intake (callers_t *self);
-//  GL_INTAKE_SCHEDULER_TIMEOUT_MS (default 2000).
-int callers_scheduler_timeout_ms (callers_t *self);
-//  Booking (booking.c): the request to scheduler, or NULL when GL_ENDPOINT_SCHEDULER is unset.
-struct _gl_req_t *callers_scheduler (callers_t *self);
 
 //  The bus request handler (delivery.c), registered by callers_new.
 int delivery_register (callers_t *self, gl_rep_t *rep);

@@ -17,6 +17,7 @@
 #include "gl/gl_clock.h"
 #include "gl/gl_log.h"
 #include "gl/gl_metrics.h"
+#include "gl/gl_outbox.h"
 #include "gl/gl_pub.h"
 #include <assert.h>
 #include <inttypes.h>
@@ -26,11 +27,8 @@
 
 #define S_KEY_BYTES         32
 #define S_OUTBOX            CONTACTS_PREFIX "outbox"
-#define S_OUTBOX_BAD        CONTACTS_PREFIX "outbox:bad"
 #define S_INDEX_KEY         CONTACTS_PREFIX "contacts:index_key"
 #define S_INDEX_KEY_ID      CONTACTS_PREFIX "contacts:index_key_id"
-#define S_SWEEP_MAX         1000        //  outbox entries looked at per sweep
-#define S_LOG_CHUNK         500         //  log entries read per round trip when looking for an id
 #define S_REPEAT_CANDIDATES 100         //  latest contacts of one person looked at for a repeat
 
 struct _contacts_t {
@@ -41,8 +39,7 @@ struct _contacts_t {
     int64_t window_ms;                  //  repeat window
     int64_t idem_ttl_ms;
     struct event *sweep;
-    gl_metric_t *pending;               //  outbox entries seen by the last sweep
-    gl_metric_t *swept;                 //  entries the sweep delivered (their first send failed)
+    gl_outbox_t *outbox;                //  intake:{intake}:outbox (libshared's gl_outbox)
 };
 
 //  --------------------------------------------------------------------------------------------
@@ -437,34 +434,15 @@ contacts_taxonomy (intake_t *intake)
 char *
 contacts_outbox_entry (intake_t *intake, const gl_event_t *ev, int flags)
 {
-    assert (intake && ev && json_is_object (ev->data));
-    //  data last: contacts_write_new's script appends the repeat fields inside it.
-    json_t *entry = json_pack ("{s:s, s:s, s:I, s:s, s:i, s:s, s:I, s:O}", "type", ev->type, "id",
-                               ev->id, "ts", (json_int_t) ev->ts, "corr", ev->corr, "flags", flags,
-                               "src", gl_pub_src (intake->pub), "seq",
-                               (json_int_t) gl_pub_seq (intake->pub), "data", ev->data);
-    char *text = entry ? json_dumps (entry, JSON_COMPACT) : NULL;
-    json_decref (entry);
-    return text;
+    assert (intake && intake->contacts && ev);
+    return gl_outbox_entry (intake->contacts->outbox, ev, flags);
 }
 
 int
 contacts_outbox_deliver (intake_t *intake, gl_event_t *ev, int flags)
 {
-    assert (intake && ev);
-    int rc = gl_pub_send (intake->pub, ev, flags);
-    if (rc != 0) {
-        gl_warn ("contacts: %s %s left in the outbox (%s); the sweep will deliver it", ev->type,
-                 ev->id, rc == GL_PUB_FENCED ? "source name taken over" : "redis unreachable");
-        return -1;
-    }
-    redisReply *r = gl_redis_cmd (intake->redis, "HDEL " S_OUTBOX " %s", ev->id);
-    if (!r || r->type == REDIS_REPLY_ERROR)
-        //  Harmless: the sweep finds the event in the log and only deletes the entry.
-        gl_warn ("contacts: %s %s published, its outbox entry not yet cleared", ev->type, ev->id);
-    if (r)
-        freeReplyObject (r);
-    return 0;
+    assert (intake && intake->contacts && ev);
+    return gl_outbox_deliver (intake->contacts->outbox, ev, flags);
 }
 
 int
@@ -618,179 +596,11 @@ contacts_write_update (intake_t *intake, const contacts_update_t *u, gl_event_t 
     return rc;
 }
 
-//  Looking for an event id in a log, from a sequence number on.
-typedef struct {
-    const char *id;
-    bool found;
-    uint64_t last;
-} s_find_t;
-
-static int
-s_find_entry (void *arg, uint64_t seq, const char *bytes, size_t len)
-{
-    s_find_t *find = arg;
-    find->last = seq;
-    gl_event_err_t why;
-    gl_event_t *ev = gl_event_decode (bytes, len, &why, NULL, 0);
-    if (ev && strcmp (ev->id, find->id) == 0)
-        find->found = true;
-    gl_event_destroy (&ev);
-    return find->found ? -1 : 0;
-}
-
-//  1 when id is in src's log after seq from, 0 when not, -1 when Redis cannot be reached.
-static int
-s_in_log (intake_t *intake, const char *src, uint64_t from, const char *id)
-{
-    s_find_t find = { .id = id };
-    while (true) {
-        uint64_t first = 0;
-        find.last = 0;
-        int64_t n = gl_log_read (intake->redis, src, from, 0, S_LOG_CHUNK, s_find_entry, &find,
-                                 &first);
-        if (n < 0 && !find.found)
-            return -1;
-        if (find.found)
-            return 1;
-        if (n < S_LOG_CHUNK || find.last == 0)
-            return 0;
-        from = find.last + 1;
-    }
-}
-
-//  True when another process holds src's lease now (it sweeps its own entries).
-static int
-s_src_alive (intake_t *intake, const char *src)
-{
-    redisReply *r = gl_redis_cmd (intake->redis, "HMGET gl:src:{%s} owner until", src);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        if (r)
-            freeReplyObject (r);
-        return -1;
-    }
-    bool owned = r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len > 0;
-    int64_t until = r->element[1]->type == REDIS_REPLY_STRING
-                        ? (int64_t) strtoll (r->element[1]->str, NULL, 10)
-                        : 0;
-    freeReplyObject (r);
-    return owned && until >= gl_now_ms () ? 1 : 0;
-}
-
-//  The event an outbox entry holds; NULL when the entry is malformed.
-static gl_event_t *
-s_entry_event (const char *text, size_t len, int *flags, char *src, size_t srclen, uint64_t *seq)
-{
-    json_t *entry = json_loadb (text, len, JSON_REJECT_DUPLICATES, NULL);
-    const char *type = json_string_value (json_object_get (entry, "type"));
-    const char *id = json_string_value (json_object_get (entry, "id"));
-    const char *corr = json_string_value (json_object_get (entry, "corr"));
-    const char *from = json_string_value (json_object_get (entry, "src"));
-    json_t *ts = json_object_get (entry, "ts"), *fl = json_object_get (entry, "flags");
-    json_t *sq = json_object_get (entry, "seq"), *data = json_object_get (entry, "data");
-    gl_event_t *ev = NULL;
-    if (type && gl_event_type_valid (type) && id && gl_id_valid (id) && corr
-        && strlen (corr) <= GL_EVENT_NAME_MAX && from && gl_event_src_valid (from)
-        && json_is_integer (ts) && json_is_integer (fl) && json_is_integer (sq)
-        && json_integer_value (sq) >= 0 && json_is_object (data))
-        ev = gl_event_new (type);
-    if (ev) {
-        memcpy (ev->id, id, GL_ID_LEN + 1);
-        ev->ts = (int64_t) json_integer_value (ts);
-        gl_event_set_corr (ev, corr);
-        json_decref (ev->data);
-        ev->data = json_incref (data);
-        *flags = json_integer_value (fl) == GL_PUB_CRITICAL ? GL_PUB_CRITICAL : 0;
-        snprintf (src, srclen, "%s", from);
-        *seq = (uint64_t) json_integer_value (sq);
-    }
-    json_decref (entry);
-    return ev;
-}
-
-//  Deliver one entry. 1 delivered (or found delivered), 0 left (another live process owns
-//  it), -1 Redis or the publisher failed (stop the sweep).
-static int
-s_sweep_entry (intake_t *intake, const char *field, const char *text, size_t len)
-{
-    int flags = 0;
-    char src[GL_EVENT_NAME_MAX + 1];
-    uint64_t seq = 0;
-    gl_event_t *ev = s_entry_event (text, len, &flags, src, sizeof src, &seq);
-    if (!ev || strcmp (ev->id, field) != 0) {
-        //  Not ours to guess at: set aside for an operator, so the sweep does not stall on it.
-        gl_error ("contacts: outbox entry %.32s is malformed; moved to " S_OUTBOX_BAD, field);
-        gl_event_destroy (&ev);
-        redisReply *r = gl_redis_cmd (intake->redis, "HSET " S_OUTBOX_BAD " %s %b", field, text,
-                                      len);
-        if (r)
-            freeReplyObject (r);
-        r = gl_redis_cmd (intake->redis, "HDEL " S_OUTBOX " %s", field);
-        if (r)
-            freeReplyObject (r);
-        return 0;
-    }
-    int rc = 1;
-    if (strcmp (src, gl_pub_src (intake->pub)) != 0) {
-        int alive = s_src_alive (intake, src);
-        if (alive != 0)
-            rc = alive < 0 ? -1 : 0;
-    }
-    if (rc == 1) {
-        int found = s_in_log (intake, src, seq + 1, ev->id);
-        if (found < 0)
-            rc = -1;
-        else if (!found && gl_pub_send (intake->pub, ev, flags) != 0)
-            rc = -1;
-        else {
-            if (!found)
-                gl_info ("contacts: %s %s delivered from the outbox", ev->type, ev->id);
-            redisReply *r = gl_redis_cmd (intake->redis, "HDEL " S_OUTBOX " %s", ev->id);
-            rc = r && r->type == REDIS_REPLY_INTEGER ? 1 : -1;
-            if (r)
-                freeReplyObject (r);
-            if (!found)
-                gl_metric_inc (intake->contacts->swept, 1);
-        }
-    }
-    gl_event_destroy (&ev);
-    return rc;
-}
-
 int
 contacts_outbox_sweep (intake_t *intake)
 {
     assert (intake && intake->contacts);
-    char cursor[32] = "0";
-    int delivered = 0, seen = 0;
-    do {
-        redisReply *r
-            = gl_redis_cmd (intake->redis, "HSCAN " S_OUTBOX " %s COUNT 100", cursor);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2
-            || r->element[0]->type != REDIS_REPLY_STRING
-            || r->element[1]->type != REDIS_REPLY_ARRAY) {
-            if (r)
-                freeReplyObject (r);
-            return -1;
-        }
-        snprintf (cursor, sizeof cursor, "%s", r->element[0]->str);
-        const redisReply *items = r->element[1];
-        for (size_t i = 0; i + 1 < items->elements; i += 2) {
-            const redisReply *k = items->element[i], *v = items->element[i + 1];
-            if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-                continue;
-            seen++;
-            int rc = s_sweep_entry (intake, k->str, v->str, v->len);
-            if (rc < 0) {
-                freeReplyObject (r);
-                gl_metric_set (intake->contacts->pending, seen);
-                return -1;
-            }
-            delivered += rc;
-        }
-        freeReplyObject (r);
-    } while (strcmp (cursor, "0") != 0 && seen < S_SWEEP_MAX);
-    gl_metric_set (intake->contacts->pending, seen - delivered);
-    return delivered;
+    return gl_outbox_sweep (intake->contacts->outbox);
 }
 
 static void
@@ -940,13 +750,12 @@ contacts_new (intake_t *intake, char *err, size_t errlen)
         contacts_destroy (&self);
         return NULL;
     }
-    self->pending = gl_metrics_gauge ("greenline_intake_outbox_pending",
-                                      "Events waiting in intake's outbox at the last sweep.",
-                                      NULL);
-    self->swept = gl_metrics_counter ("greenline_intake_outbox_delivered_total",
-                                      "Events the outbox sweep delivered after their first "
-                                      "send failed.",
-                                      NULL);
+    self->outbox = gl_outbox_new (intake->redis, intake->pub, S_OUTBOX, "greenline_intake");
+    if (!self->outbox) {
+        snprintf (err, errlen, "out of memory");
+        contacts_destroy (&self);
+        return NULL;
+    }
     self->sweep = evtimer_new (intake->base, s_on_sweep, intake);
     if (!self->sweep) {
         snprintf (err, errlen, "cannot set up the outbox sweep");
@@ -969,6 +778,7 @@ contacts_destroy (contacts_t **self_p)
         return;
     if (self->sweep)
         event_free (self->sweep);
+    gl_outbox_destroy (&self->outbox);
     taxonomy_destroy (&self->taxonomy);
     sodium_memzero (self->key, sizeof self->key);
     free (self);

@@ -1075,6 +1075,26 @@ http_query (http_req_t *req, const char *name)
     return NULL;
 }
 
+json_t *
+http_params_json (http_req_t *req)
+{
+    assert (req);
+    json_t *out = json_object ();
+    for (size_t i = 0; out && i < req->nparams; i++)
+        json_object_set_new (out, req->param_names[i], json_string (req->param_values[i]));
+    return out;
+}
+
+json_t *
+http_query_json (http_req_t *req)
+{
+    assert (req);
+    json_t *out = json_object ();
+    for (size_t i = 0; out && i < req->nquery; i++)
+        json_object_set_new (out, req->qkeys[i], json_string (req->qvals[i]));
+    return out;
+}
+
 const char *
 http_peer (http_req_t *req)
 {

@@ -132,6 +132,10 @@ const char *http_request_id (http_req_t *req);      //  also sent as X-Request-I
 const char *http_param (http_req_t *req, const char *name);    //  path parameter, decoded
 const char *http_query (http_req_t *req, const char *name);    //  query parameter, decoded
 const char *http_header (http_req_t *req, const char *name);
+//  Every path parameter, or every query parameter, as a new JSON object of strings (decoded);
+//  NULL when out of memory. Path parameters and query values are valid UTF-8 (checked on parse).
+json_t *http_params_json (http_req_t *req);
+json_t *http_query_json (http_req_t *req);
 //  The address of the TCP peer (the proxy in front, in a deployment), as text; NULL if unknown.
 const char *http_peer (http_req_t *req);
 const json_t *http_body (http_req_t *req);          //  an object, or NULL without a body

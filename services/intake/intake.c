@@ -15,6 +15,7 @@
     the HTTP loop then answers 503 quickly instead of stalling every client.
 */
 #include "intake.h"
+#include "forward.h"
 #include "audit.h"
 #include "auth.h"
 #include "contacts.h"
@@ -201,6 +202,7 @@ s_destroy (intake_t **self_p)
     contacts_destroy (&self->contacts);
     calls_destroy (&self->calls);
     callers_destroy (&self->callers);
+    forward_destroy (self);
     if (self->on_pipe)
         event_free (self->on_pipe);
     if (self->on_rep)

@@ -46,6 +46,7 @@ struct _intake_t {
     struct _contacts_t *contacts;   //  contacts, taxonomy, the outbox (contacts.h)
     struct _calls_t *calls;         //  the live call queue and agent states (calls.h)
     struct _callers_t *callers;     //  case extract, verification, change requests (callers.h)
+    struct _forward_t *forward;     //  routes answered by other services (forward.h)
     const char *version;            //  this build's version string
     int64_t started_ms;             //  gl_mono_ms () at start
     char *console_dir;              //  static files, resolved; NULL when missing (404s)

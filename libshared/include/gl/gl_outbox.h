@@ -1,0 +1,63 @@
+/*  gl_outbox — a record write and its event, never one without the other.
+    Redis cannot put a service's record write and gl_pub's append (libshared's Lua, under the
+    publisher's lease) in one script, so a service writes its record together with the complete
+    event (an outbox entry, keyed by the event id, in a hash of its own) in one atomic step, and
+    the event is appended to the log from there:
+      1. the service's script (or MULTI, or a gl_sub handler's gl_tx) writes the record and
+         HSET <outbox key> <event id> <gl_outbox_entry (ev)>, all or nothing;
+      2. gl_outbox_deliver publishes the event (append, then PUB) and deletes the entry;
+      3. if the process dies between 1 and 2, or Redis was unreachable at 2, gl_outbox_sweep
+         (every service runs it on a timer) finds the entry, looks for the event id in the log
+         (so a delivery that did happen is not doubled) and appends it if it is not there.
+    The event keeps its id, time and payload through a crash, so a late delivery is the same
+    event. An entry written by another live replica (another source holding its lease) is left
+    to that replica; a dead replica's entries are delivered by whoever sweeps first, under the
+    sweeper's own source name. A malformed entry is moved to <outbox key>:bad for an operator.
+    One gl_outbox_t per thread, like the gl_redis_t and gl_pub_t it borrows.
+*/
+#ifndef GL_OUTBOX_H
+#define GL_OUTBOX_H
+
+#include "gl/gl_event.h"
+#include "gl/gl_pub.h"
+#include "gl/gl_redis.h"
+#include "gl/gl_sub.h"
+#include <stddef.h>
+
+typedef struct _gl_outbox_t gl_outbox_t;
+
+//  New outbox on key (the full key of the hash, with the service's hash tag, e.g.
+//  "referral:{referral}:outbox"). redis and pub are borrowed and must outlive it. metrics_name
+//  (NULL: none) registers the gauges <name>_outbox_pending and counter <name>_outbox_swept.
+gl_outbox_t *gl_outbox_new (gl_redis_t *redis, gl_pub_t *pub, const char *key,
+                            const char *metrics_name);
+void gl_outbox_destroy (gl_outbox_t **self_p);
+
+//  The hash key (borrowed).
+const char *gl_outbox_key (gl_outbox_t *self);
+
+//  The outbox entry of ev: compact JSON {type, id, ts, corr, flags, src, seq, data} (data last,
+//  so a Lua script may append fields inside it by cutting the closing "}}"). A new string
+//  (caller frees), or NULL when out of memory. ev must be complete (gl_event_new, data set).
+char *gl_outbox_entry (gl_outbox_t *self, const gl_event_t *ev, int flags);
+
+//  Queue the entry's HSET in tx (a gl_sub handler's transaction), so the event is stored in the
+//  same atomic step as the handler's writes and its cursor advance; the service's loop sweeps
+//  after the commit (gl_service does). 0, or -1 (out of memory).
+int gl_outbox_stage (gl_outbox_t *self, gl_tx_t *tx, const gl_event_t *ev, int flags);
+
+//  Publish ev, whose entry was just written (step 2), and delete the entry. 0 when published;
+//  -1 when left to the sweep (Redis unreachable, or fenced: the caller's loop finds out).
+int gl_outbox_deliver (gl_outbox_t *self, gl_event_t *ev, int flags);
+
+//  Deliver what is in the outbox (step 3), at most 1000 entries a call. Returns the number
+//  delivered, or -1 when Redis or the publisher failed.
+int gl_outbox_sweep (gl_outbox_t *self);
+
+//  Events staged with gl_outbox_stage so far (gl_service sweeps when it changes).
+uint64_t gl_outbox_staged (gl_outbox_t *self);
+
+//  Entries seen but not delivered by the last sweep.
+int64_t gl_outbox_pending (gl_outbox_t *self);
+
+#endif

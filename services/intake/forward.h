@@ -1,0 +1,72 @@
+/*  forward — intake's endpoints that another service answers (referral's inbox, scheduler's
+    slots, reporting's figures, notifier's dead letters …). intake authenticates the caller and
+    checks the route's roles, then asks the owning service over the bus and passes its answer on.
+    One file per service declares its routes (api_referral.c, api_scheduler.c …):
+        static const forward_route_t s_routes[] = {
+            { "GET",  "/api/v1/referrals",          GL_ROLE_PROTECTION | GL_ROLE_SUPERVISOR,
+              "referral", "referral.inbox", 0 },
+            { "POST", "/api/v1/referrals/{id}/ack", GL_ROLE_PROTECTION,
+              "referral", "referral.ack", FORWARD_AUDIT },
+        };
+        void
+        api_referral_routes (intake_t *intake)
+        {
+            forward_routes (intake, s_routes, sizeof s_routes / sizeof s_routes[0]);
+        }
+    and one line in s_routes() (intake.c), and the operations in docs/api/<service>.md.
+
+    The request (op as declared, ttl = the timeout) carries the body
+        {"caller": {"user_id": "<32 hex>", "roles": ["protection", …], "units": ["gbv", …]},
+         "params": {path parameters, decoded},
+         "query":  {query parameters, decoded strings},
+         "body":   the request's JSON object ({} when it had none)}
+    roles are "agent", "supervisor", "protection", "admin", "api_client". The service validates
+    params, query and body itself (a 400 naming the field), and decides what the caller may see
+    (sensitive records only for their unit).
+    Idempotency: for POST, PUT, PATCH and DELETE the bus key is a keyed hash of the user id and
+    the request's Idempotency-Key header ("h-<hex>"), or a fresh id when there is none, so a
+    client retrying after a timeout with the same header reaches the service with the same key.
+    The answer: status 200, 201 or 202 passes the service's body through (a service answers 200;
+    with FORWARD_CREATED a 200 becomes 201); 400/403/404/409/410/422/423/429 pass its error
+    {code, message, field} through; anything else (no endpoint configured, no answer within the
+    timeout, 401 from a wrong bus token, 5xx) answers 503 "<service>_unavailable" saying that
+    nothing may have happened and to retry with the same Idempotency-Key.
+    The call waits on intake's loop thread for at most the service's timeout.
+    Settings, per service NAME (upper case): GL_ENDPOINT_<NAME> (its ROUTER endpoints),
+    GL_INTAKE_<NAME>_TIMEOUT_MS (2000), GL_INTAKE_<NAME>_TOKEN (default: the first of
+    GL_BUS_TOKENS).
+*/
+#ifndef INTAKE_FORWARD_H
+#define INTAKE_FORWARD_H
+
+#include "intake.h"
+#include "gl/gl_req.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#define FORWARD_AUDIT    (1u << 0)  //  write an audit entry: action = op, record = params.id
+#define FORWARD_CREATED  (1u << 1)  //  the service's 200 is answered 201
+
+typedef struct {
+    const char *method;             //  GET, POST, PUT, PATCH, DELETE
+    const char *pattern;            //  as http_route
+    uint32_t roles;                 //  GL_ROLE_* flags
+    const char *service;            //  "referral"
+    const char *op;                 //  the bus request, "referral.ack"
+    unsigned flags;                 //  FORWARD_*
+} forward_route_t;
+
+//  Register routes (borrowed: a static table). Asserts on a malformed entry.
+void forward_routes (intake_t *intake, const forward_route_t *routes, size_t n);
+
+//  The client for service name (GL_ENDPOINT_<NAME>), made on first use, with its token set;
+//  NULL when the endpoint is not configured. Shared with intake's own callers (booking).
+gl_req_t *forward_client (intake_t *intake, const char *service);
+
+//  GL_INTAKE_<NAME>_TIMEOUT_MS for service name.
+int forward_timeout_ms (intake_t *intake, const char *service);
+
+//  Forget every client (at stop).
+void forward_destroy (intake_t *intake);
+
+#endif
