@@ -243,6 +243,22 @@ s_password (intake_t *intake, http_req_t *req)
 //  --------------------------------------------------------------------------------------------
 //  Users
 
+//  An optional string field that may be "" (to remove a value): *out NULL when absent.
+static int
+s_body_optional_str (http_req_t *req, const char *field, size_t max, const char **out)
+{
+    *out = NULL;
+    json_t *v = json_object_get (http_body (req), field);
+    if (!v)
+        return 0;
+    if (!json_is_string (v))
+        return s_invalid (req, field, "must be a string");
+    if (json_string_length (v) > max)
+        return s_invalid (req, field, "too long");
+    *out = json_string_value (v);
+    return 0;
+}
+
 //  The fields of a user in a body (create: all that are required; update: those present).
 static int
 s_parse_spec (http_req_t *req, bool create, auth_spec_t *spec, unsigned *fields)
@@ -252,22 +268,33 @@ s_parse_spec (http_req_t *req, bool create, auth_spec_t *spec, unsigned *fields)
     const char *roles[S_ROLES_MAX + 1];
     size_t nroles = 0;
     bool has_roles, has_units, has_languages;
-    const char *display = NULL;
+    const char *display = NULL, *email = NULL, *phone = NULL;
     if (s_body_list (req, "roles", create, 1, S_ROLES_MAX, s_staff_role, roles, &nroles,
                      &has_roles)
         || s_body_list (req, "units", false, 0, HTTP_UNITS_MAX, auth_unit_valid, spec->units,
                         &spec->unit_count, &has_units)
         || s_body_list (req, "languages", false, 0, AUTH_LANGS_MAX, auth_language_valid,
                         spec->languages, &spec->language_count, &has_languages)
-        || http_body_str (req, "display_name", false, AUTH_DISPLAY_MAX, &display))
+        || http_body_str (req, "display_name", false, AUTH_DISPLAY_MAX, &display)
+        || s_body_optional_str (req, "email", AUTH_EMAIL_MAX, &email)
+        || s_body_optional_str (req, "phone", AUTH_PHONE_MAX, &phone))
         return -1;
     if (display && (strchr (display, '\n') || strchr (display, '\r')))
         return s_invalid (req, "display_name", "must be one line");
+    if (email && *email && !auth_email_valid (email))
+        return s_invalid (req, "email", "an e-mail address: one '@', no spaces, at most 254 "
+                                        "characters (\"\" removes it)");
+    if (phone && *phone && !auth_phone_valid (phone))
+        return s_invalid (req, "phone", "a phone number: an optional '+' then 6 to 15 digits "
+                                        "(\"\" removes it)");
+    spec->email = email ? email : "";
+    spec->phone = phone ? phone : "";
     spec->roles = s_roles_of (roles, nroles);
     spec->display_name = display ? display : "";
     *fields = (has_roles ? AUTH_SET_ROLES : 0u) | (has_units ? AUTH_SET_UNITS : 0u)
               | (has_languages ? AUTH_SET_LANGUAGES : 0u)
-              | (display || create ? AUTH_SET_DISPLAY_NAME : 0u);
+              | (display || create ? AUTH_SET_DISPLAY_NAME : 0u)
+              | (email || create ? AUTH_SET_EMAIL : 0u) | (phone || create ? AUTH_SET_PHONE : 0u);
     return 0;
 }
 
@@ -305,7 +332,8 @@ static int
 s_user_create (intake_t *intake, http_req_t *req)
 {
     static const char *const fields[]
-        = { "username", "password", "roles", "units", "languages", "display_name", NULL };
+        = { "username", "password", "roles",  "units",
+            "languages", "display_name", "email", "phone", NULL };
     const char *username = NULL, *password = NULL;
     auth_spec_t spec;
     unsigned set;
@@ -380,6 +408,10 @@ s_field_names (unsigned set)
         json_array_append_new (names, json_string ("languages"));
     if (set & AUTH_SET_DISPLAY_NAME)
         json_array_append_new (names, json_string ("display_name"));
+    if (set & AUTH_SET_EMAIL)
+        json_array_append_new (names, json_string ("email"));
+    if (set & AUTH_SET_PHONE)
+        json_array_append_new (names, json_string ("phone"));
     return names;
 }
 
@@ -387,7 +419,8 @@ s_field_names (unsigned set)
 static int
 s_user_update (intake_t *intake, http_req_t *req)
 {
-    static const char *const fields[] = { "roles", "units", "languages", "display_name", NULL };
+    static const char *const fields[]
+        = { "roles", "units", "languages", "display_name", "email", "phone", NULL };
     auth_spec_t spec;
     unsigned set;
     if (http_body_only (req, fields) || s_parse_spec (req, false, &spec, &set))

@@ -219,6 +219,37 @@ s_utf8_chars (const char *s)
 }
 
 bool
+auth_email_valid (const char *s)
+{
+    size_t n = s ? strlen (s) : 0;
+    if (n < 3 || n > AUTH_EMAIL_MAX)
+        return false;
+    const char *at = strchr (s, '@');
+    if (!at || at == s || !at[1] || strchr (at + 1, '@'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~')
+            return false;
+    return true;
+}
+
+bool
+auth_phone_valid (const char *s)
+{
+    if (!s)
+        return false;
+    if (*s == '+')
+        s++;
+    size_t n = strlen (s);
+    if (n < 6 || n > 15)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+bool
 auth_username_valid (const char *s)
 {
     size_t n = s ? strlen (s) : 0;
@@ -513,6 +544,14 @@ s_spec_pairs (const auth_spec_t *spec, unsigned fields, const char **argv, int n
         argv[n++] = "display_name";
         argv[n++] = spec->display_name ? spec->display_name : "";
     }
+    if (fields & AUTH_SET_EMAIL) {
+        argv[n++] = "email";
+        argv[n++] = spec->email ? spec->email : "";
+    }
+    if (fields & AUTH_SET_PHONE) {
+        argv[n++] = "phone";
+        argv[n++] = spec->phone ? spec->phone : "";
+    }
     return n;
 }
 
@@ -548,7 +587,7 @@ s_user_create (auth_t *self, const auth_spec_t *spec, const char *password, bool
                              "disabled", "0",           "created_ms", now,
                              "updated_ms", now };
     int n = s_spec_pairs (spec, AUTH_SET_ROLES | AUTH_SET_UNITS | AUTH_SET_LANGUAGES
-                                    | AUTH_SET_DISPLAY_NAME,
+                                    | AUTH_SET_DISPLAY_NAME | AUTH_SET_EMAIL | AUTH_SET_PHONE,
                           argv, 18, roles, units, languages);
     int rc = s_int_reply (
         gl_redis_eval (self->intake->redis, &s_lua_user_create, 3, n, argv, NULL));
@@ -567,18 +606,20 @@ auth_user_create (intake_t *intake, const auth_spec_t *spec, const char *passwor
 static json_t *
 s_user_json (const redisReply *r)
 {
-    const char *f[9] = { 0 };
+    const char *f[11] = { 0 };
     static const char *const names[] = { "id",        "username",   "display_name",
                                          "roles",     "units",      "languages",
-                                         "disabled",  "created_ms", "updated_ms" };
+                                         "disabled",  "created_ms", "updated_ms",
+                                         "email",     "phone" };
     for (size_t i = 0; i + 1 < r->elements; i += 2)
-        for (size_t k = 0; k < 9; k++)
+        for (size_t k = 0; k < 11; k++)
             if (s_elem (r, i) && strcmp (s_elem (r, i), names[k]) == 0)
                 f[k] = s_elem (r, i + 1);
     if (!f[0] || !gl_id_valid (f[0]))
         return NULL;
-    return json_pack ("{s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:I, s:I}", "id", f[0], "username",
-                      f[1] ? f[1] : "", "display_name", f[2] ? f[2] : "", "roles",
+    return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:I, s:I}", "id", f[0],
+                      "username", f[1] ? f[1] : "", "display_name", f[2] ? f[2] : "", "email",
+                      f[9] ? f[9] : "", "phone", f[10] ? f[10] : "", "roles",
                       auth_roles_json (s_roles_parse (f[3]) & ~GL_ROLE_API_CLIENT), "units",
                       s_csv_json (f[4]), "languages", s_csv_json (f[5]), "disabled",
                       f[6] && strcmp (f[6], "1") == 0, "created_ms",
@@ -632,7 +673,7 @@ int
 auth_user_update (intake_t *intake, const char *id, const auth_spec_t *spec, unsigned fields)
 {
     char roles[128], units[S_LIST_MAX], languages[S_LIST_MAX];
-    const char *pairs[8];
+    const char *pairs[12];
     int n = s_spec_pairs (spec, fields, pairs, 0, roles, units, languages);
     return s_user_change_run (s_self (intake), id, false, NULL, pairs, n);
 }
@@ -1440,6 +1481,10 @@ auth_new (intake_t *intake, char *err, size_t errlen)
     }
     if (s_bootstrap (self, err, errlen) != 0)
         goto fail;
+    if (usercontact_register (intake) != 0) {
+        snprintf (err, errlen, "cannot register intake.user_contact");
+        goto fail;
+    }
     intake->authenticate = auth_authenticate;
     return self;
 fail:

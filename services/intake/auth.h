@@ -108,6 +108,8 @@ typedef struct {
     const char *units[HTTP_UNITS_MAX];
     size_t language_count;
     const char *languages[AUTH_LANGS_MAX];
+    const char *email;                  //  "" for none: where notifier e-mails the user
+    const char *phone;                  //  "" for none: SMS and voice alarms
 } auth_spec_t;
 
 //  Which fields auth_user_update sets.
@@ -115,6 +117,18 @@ typedef struct {
 #define AUTH_SET_UNITS          2u
 #define AUTH_SET_LANGUAGES      4u
 #define AUTH_SET_DISPLAY_NAME   8u
+#define AUTH_SET_EMAIL          16u
+#define AUTH_SET_PHONE          32u
+#define AUTH_EMAIL_MAX          254
+#define AUTH_PHONE_MAX          16          //  "+" and up to 15 digits (E.164)
+
+//  E-mail: 3..254 printable ASCII characters without spaces, one "@" with text on both sides.
+bool auth_email_valid (const char *s);
+//  Phone: an optional "+" then 6..15 digits.
+bool auth_phone_valid (const char *s);
+
+//  The bus request "intake.user_contact" (usercontact.c), registered by auth_new.
+int usercontact_register (intake_t *intake);
 
 //  The outcome of a login.
 typedef struct {

@@ -228,6 +228,8 @@ intake_t *callers_intake (callers_t *self);
 
 //  The bus request handler (delivery.c), registered by callers_new.
 int delivery_register (callers_t *self, gl_rep_t *rep);
+//  A requesting service's name (the audit trail's actor): 1..32 of [a-z0-9_-].
+bool delivery_requester_valid (const char *s);
 
 //  Events of this concern go through the outbox of contacts.h: the script that makes a change
 //  also stores its event (CALLERS_OUTBOX_KEY, field = event id, value = entry), so the change

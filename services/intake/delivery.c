@@ -26,9 +26,8 @@ s_bad (gl_rep_error_t *err, const char *field, const char *why)
     return gl_rep_error (err, 400, "bad_request", field, "%s", why);
 }
 
-//  A service name: 1..32 of [a-z0-9_-].
-static bool
-s_service_valid (const char *s)
+bool
+delivery_requester_valid (const char *s)
 {
     size_t n = s ? strlen (s) : 0;
     if (n == 0 || n > S_REQUESTER_MAX)
@@ -57,7 +56,7 @@ s_on_delivery (void *arg, const gl_rep_request_t *req, json_t **reply_body, gl_r
         return s_bad (err, "person_ref", "a case number or a call or contact id");
     if (!purpose || !callers_code_valid (purpose))
         return s_bad (err, "purpose", "a code: 1..32 of A-Z a-z 0-9 _ . -");
-    if (!s_service_valid (requester))
+    if (!delivery_requester_valid (requester))
         return s_bad (err, "requester", "the asking service's name: 1..32 of a-z 0-9 _ -");
 
     //  A lowercase id is a call or contact; anything else must be a case number.

@@ -15,6 +15,7 @@
 #include "gl/gl_event.h"
 #include "gl/gl_id.h"
 #include "gl/gl_redis.h"
+#include "gl/gl_req.h"
 #include "gl_testenv.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -87,6 +88,7 @@ static int64_t s_now = T_START_MS;
 static char s_env[24][256];
 static int s_envc;
 static char s_admin_token[128];
+static int s_router_port;
 static char s_admin_id[GL_ID_LEN + 1];
 //  Every secret the test handed to or got from intake: none may appear in its log.
 static char s_secrets[1024][128];
@@ -271,7 +273,8 @@ t_setup (void **state)
     snprintf (s_env[n++], 256, "GL_HTTP_PORT=%d", s_http_port);
     snprintf (s_env[n++], 256, "GL_HEALTH_PORT=%d", gl_test_free_port ());
     snprintf (s_env[n++], 256, "GL_BUS_BIND_PUB=tcp://127.0.0.1:%d", gl_test_free_port ());
-    snprintf (s_env[n++], 256, "GL_BUS_BIND_ROUTER=tcp://127.0.0.1:%d", gl_test_free_port ());
+    s_router_port = gl_test_free_port ();
+    snprintf (s_env[n++], 256, "GL_BUS_BIND_ROUTER=tcp://127.0.0.1:%d", s_router_port);
     snprintf (s_env[n++], 256, "GL_SOURCE=intake-1");
     snprintf (s_env[n++], 256, "GL_BUS_TOKENS=tok-auth-test");
     snprintf (s_env[n++], 256, "GL_LOG_LEVEL=debug");
@@ -768,6 +771,98 @@ test_user_validation_and_listing (void **state)
                       400);
 }
 
+//  A user's e-mail and phone: validated, shown to the admin, changed by PATCH, and read by
+//  notifier over the bus ("intake.user_contact"), with the read audited.
+static void
+test_user_contact (void **state)
+{
+    (void) state;
+    t_resp_t resp = t_call ("POST", "/api/v1/users", s_admin_token, NULL,
+                            "{\"username\":\"reach\",\"password\":\"1234567890\","
+                            "\"roles\":[\"protection\"],\"email\":\"not-an-address\"}");
+    t_expect (&resp, 400);
+    json_t *json = t_json (&resp);
+    assert_string_equal (json_string_value (json_object_get (json_object_get (json, "error"),
+                                                             "field")),
+                         "email");
+    json_decref (json);
+    t_free (&resp);
+    assert_int_equal (t_status ("POST", "/api/v1/users", s_admin_token,
+                                "{\"username\":\"reach\",\"password\":\"1234567890\","
+                                "\"roles\":[\"protection\"],\"phone\":\"12ab\"}"),
+                      400);
+    resp = t_call ("POST", "/api/v1/users", s_admin_token, NULL,
+                   "{\"username\":\"reach\",\"password\":\"1234567890\","
+                   "\"roles\":[\"protection\"],\"languages\":[\"fr\"],"
+                   "\"email\":\"duty@example.org\",\"phone\":\"+256700000001\"}");
+    t_expect (&resp, 201);
+    json = t_json (&resp);
+    char id[GL_ID_LEN + 1];
+    snprintf (id, sizeof id, "%s", json_string_value (json_object_get (json, "id")));
+    assert_string_equal (json_string_value (json_object_get (json, "email")), "duty@example.org");
+    json_decref (json);
+    t_free (&resp);
+    char path[128];
+    snprintf (path, sizeof path, "/api/v1/users/%s", id);
+    assert_int_equal (t_status ("PATCH", path, s_admin_token, "{\"phone\":\"+256700000002\"}"),
+                      200);
+
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_router_port);
+    gl_req_t *client = gl_req_new (endpoint);
+    assert_non_null (client);
+    gl_reply_t reply = { 0 };
+    json_t *body = json_pack ("{s:s, s:s, s:s}", "user_id", id, "purpose", "emergency.alarm",
+                              "requester", "notifier");
+    //  Without the bus token: 401.
+    assert_int_equal (gl_req_call (client, "intake.user_contact", NULL, body, 10000, &reply), 0);
+    assert_int_equal (reply.status, 401);
+    assert_int_equal (gl_req_set_auth (client, "tok-auth-test"), 0);
+    assert_int_equal (gl_req_call (client, "intake.user_contact", NULL, body, 10000, &reply), 0);
+    assert_int_equal (reply.status, 200);
+    assert_string_equal (json_string_value (json_object_get (reply.body, "email")),
+                         "duty@example.org");
+    assert_string_equal (json_string_value (json_object_get (reply.body, "phone")),
+                         "+256700000002");
+    assert_string_equal (json_string_value (json_object_get (reply.body, "language")), "fr");
+    assert_false (json_is_true (json_object_get (reply.body, "disabled")));
+    json_decref (body);
+    //  Unknown user, malformed id, unknown field.
+    char other[GL_ID_LEN + 1];
+    gl_id_new (other);
+    body = json_pack ("{s:s, s:s, s:s}", "user_id", other, "purpose", "x", "requester",
+                      "notifier");
+    assert_int_equal (gl_req_call (client, "intake.user_contact", NULL, body, 10000, &reply), 0);
+    assert_int_equal (reply.status, 404);
+    json_decref (body);
+    body = json_pack ("{s:s, s:s, s:s}", "user_id", "nope", "purpose", "x", "requester",
+                      "notifier");
+    assert_int_equal (gl_req_call (client, "intake.user_contact", NULL, body, 10000, &reply), 0);
+    assert_int_equal (reply.status, 400);
+    assert_string_equal (reply.error_field, "user_id");
+    json_decref (body);
+    body = json_pack ("{s:s, s:s, s:s, s:s}", "user_id", id, "purpose", "x", "requester",
+                      "notifier", "phone", "1");
+    assert_int_equal (gl_req_call (client, "intake.user_contact", NULL, body, 10000, &reply), 0);
+    assert_int_equal (reply.status, 400);
+    assert_string_equal (reply.error_field, "phone");
+    json_decref (body);
+    gl_reply_clear (&reply);
+    gl_req_destroy (&client);
+    //  The read is in the audit trail, with the asking service as the actor.
+    resp = t_call ("GET", "/api/v1/audit?actor=notifier&record_type=user_contact", s_admin_token,
+                   NULL, NULL);
+    t_expect (&resp, 200);
+    json = t_json (&resp);
+    json_t *items = json_object_get (json, "items");
+    assert_int_equal (json_array_size (items), 1);
+    assert_string_equal (json_string_value (json_object_get (json_array_get (items, 0),
+                                                             "record_id")),
+                         id);
+    json_decref (json);
+    t_free (&resp);
+}
+
 static void
 test_own_password_change (void **state)
 {
@@ -1041,6 +1136,7 @@ main (void)
         cmocka_unit_test (test_disabled_user_refused_at_once),
         cmocka_unit_test (test_role_change_takes_effect),
         cmocka_unit_test (test_user_validation_and_listing),
+        cmocka_unit_test (test_user_contact),
         cmocka_unit_test (test_own_password_change),
         cmocka_unit_test (test_sessions_survive_a_restart),
         cmocka_unit_test (test_audit_trail),
