@@ -108,7 +108,7 @@ s_roles_of (const char *const *codes, size_t n)
     return roles;
 }
 
-//  An event with the acting user's id; data filled by the caller, then auth_publish.
+//  An event with the acting user's id; data filled by the caller, then auth_emit.
 static gl_event_t *
 s_event (http_req_t *req, const char *type)
 {
@@ -227,16 +227,14 @@ s_password (intake_t *intake, http_req_t *req)
         audit_record_req (intake, req, "update_failed", "user", id, "wrong_password");
         return s_invalid (req, "current_password", "the current password is wrong");
     }
+    gl_event_t *ev = s_event (req, "user.updated");
+    if (ev)
+        json_object_set_new (ev->data, "fields", json_pack ("[s]", "password"));
+    auth_emit (intake, ev, "user_id", "");
     rc = auth_user_set_password (intake, req, id, fresh, true);
     if (rc != 0)
         return rc < 0 ? s_unavailable (req) : s_not_found (req, "no such user");
     audit_record_req (intake, req, "update", "user", id, "password_changed");
-    gl_event_t *ev = s_event (req, "user.updated");
-    if (ev) {
-        json_object_set_new (ev->data, "user_id", json_string (id));
-        json_object_set_new (ev->data, "fields", json_pack ("[s]", "password"));
-    }
-    auth_publish (intake, &ev);
     return http_reply_json (req, 200, json_object ());
 }
 
@@ -298,33 +296,17 @@ s_parse_spec (http_req_t *req, bool create, auth_spec_t *spec, unsigned *fields)
     return 0;
 }
 
-//  user.created / user.updated data: the user's id, roles and units (ids and codes only).
+//  user.created / user.updated: the user's id, roles and units as they are after the change
+//  (added by the write's script), fields (stolen) and, for user.updated, disabled — ids and codes
+//  only. Stored by the next write (auth_emit).
 static void
-s_user_event (intake_t *intake, http_req_t *req, const char *type, const char *id,
-              json_t *fields)
+s_user_emit (intake_t *intake, http_req_t *req, const char *type, json_t *fields)
 {
     gl_event_t *ev = s_event (req, type);
-    auth_user_t user;
-    if (ev && auth_user_get (intake, id, &user) == 0) {
-        json_object_set_new (ev->data, "user_id", json_string (id));
-        json_object_set_new (ev->data, "roles", auth_roles_json (user.roles));
-        json_t *units = json_array ();
-        for (size_t i = 0; i < user.unit_count; i++)
-            json_array_append_new (units, json_string (user.units[i]));
-        json_object_set_new (ev->data, "units", units);
-        if (fields)
-            json_object_set (ev->data, "fields", fields);
-        if (strcmp (type, "user.updated") == 0)
-            json_object_set_new (ev->data, "disabled", json_boolean (user.disabled));
-    }
-    else if (ev) {
-        //  Cannot read it back now: the event still says which user changed.
-        json_object_set_new (ev->data, "user_id", json_string (id));
-        if (fields)
-            json_object_set (ev->data, "fields", fields);
-    }
+    if (ev && fields)
+        json_object_set (ev->data, "fields", fields);
     json_decref (fields);
-    auth_publish (intake, &ev);
+    auth_emit (intake, ev, "user_id", strcmp (type, "user.updated") == 0 ? "rud" : "ru");
 }
 
 //  POST /api/v1/users
@@ -350,13 +332,13 @@ s_user_create (intake_t *intake, http_req_t *req)
         return s_invalid (req, "password", "a password has at least 10 characters");
     spec.username = username;
     char id[GL_ID_LEN + 1];
+    s_user_emit (intake, req, "user.created", NULL);
     int rc = auth_user_create (intake, &spec, password, id);
     if (rc < 0)
         return s_unavailable (req);
     if (rc == 1)
         return http_reply_error (req, 409, "conflict", "this username is taken", "username");
     audit_record_req (intake, req, "create", "user", id, "");
-    s_user_event (intake, req, "user.created", id, NULL);
     json_t *view = NULL;
     if (auth_user_view (intake, id, &view) != 0)
         return s_unavailable (req);
@@ -433,6 +415,7 @@ s_user_update (intake_t *intake, http_req_t *req)
         && strcmp (id, http_caller (req)->user_id) == 0)
         return http_reply_error (req, 409, "conflict", "you cannot remove your own admin role",
                                  "roles");
+    s_user_emit (intake, req, "user.updated", s_field_names (set));
     int rc = auth_user_update (intake, id, &spec, set);
     if (rc < 0)
         return s_unavailable (req);
@@ -440,7 +423,6 @@ s_user_update (intake_t *intake, http_req_t *req)
         return s_not_found (req, "no such user");
     audit_record_req (intake, req, "update", "user", id,
                       (set & AUTH_SET_ROLES) ? "roles_changed" : "profile_changed");
-    s_user_event (intake, req, "user.updated", id, s_field_names (set));
     json_t *view = NULL;
     if (auth_user_view (intake, id, &view) != 0)
         return s_unavailable (req);
@@ -457,20 +439,16 @@ s_user_disabled (intake_t *intake, http_req_t *req, bool disabled)
     const char *id = http_param (req, "id");
     if (disabled && strcmp (id, http_caller (req)->user_id) == 0)
         return http_reply_error (req, 409, "conflict", "you cannot disable yourself", NULL);
+    if (disabled)
+        auth_emit (intake, s_event (req, "user.disabled"), "user_id", "");
+    else
+        s_user_emit (intake, req, "user.updated", json_pack ("[s]", "disabled"));
     int rc = auth_user_set_disabled (intake, id, disabled);
     if (rc < 0)
         return s_unavailable (req);
     if (rc > 0)
         return s_not_found (req, "no such user");
     audit_record_req (intake, req, "update", "user", id, disabled ? "disabled" : "enabled");
-    if (disabled) {
-        gl_event_t *ev = s_event (req, "user.disabled");
-        if (ev)
-            json_object_set_new (ev->data, "user_id", json_string (id));
-        auth_publish (intake, &ev);
-    }
-    else
-        s_user_event (intake, req, "user.updated", id, json_pack ("[s]", "disabled"));
     json_t *view = NULL;
     if (auth_user_view (intake, id, &view) != 0)
         return s_unavailable (req);
@@ -501,18 +479,16 @@ s_user_password (intake_t *intake, http_req_t *req)
     if (!auth_password_valid (password))
         return s_invalid (req, "password", "a password has at least 10 characters");
     const char *id = http_param (req, "id");
+    gl_event_t *ev = s_event (req, "user.updated");
+    if (ev)
+        json_object_set_new (ev->data, "fields", json_pack ("[s]", "password"));
+    auth_emit (intake, ev, "user_id", "");
     int rc = auth_user_set_password (intake, req, id, password, false);
     if (rc < 0)
         return s_unavailable (req);
     if (rc > 0)
         return s_not_found (req, "no such user");
     audit_record_req (intake, req, "update", "user", id, "password_reset");
-    gl_event_t *ev = s_event (req, "user.updated");
-    if (ev) {
-        json_object_set_new (ev->data, "user_id", json_string (id));
-        json_object_set_new (ev->data, "fields", json_pack ("[s]", "password"));
-    }
-    auth_publish (intake, &ev);
     return http_reply_json (req, 200, json_object ());
 }
 
@@ -534,15 +510,13 @@ s_client_create (intake_t *intake, http_req_t *req)
     if (strchr (name, '\n') || strchr (name, '\r'))
         return s_invalid (req, "name", "must be one line");
     char id[GL_ID_LEN + 1], token[AUTH_TOKEN_LEN + 1];
+    gl_event_t *ev = s_event (req, "client.created");
+    if (ev)
+        json_object_set_new (ev->data, "roles", auth_roles_json (GL_ROLE_API_CLIENT));
+    auth_emit (intake, ev, "client_id", "");
     if (auth_client_create (intake, name, GL_ROLE_API_CLIENT, id, token) != 0)
         return s_unavailable (req);
     audit_record_req (intake, req, "create", "client", id, "");
-    gl_event_t *ev = s_event (req, "client.created");
-    if (ev) {
-        json_object_set_new (ev->data, "client_id", json_string (id));
-        json_object_set_new (ev->data, "roles", auth_roles_json (GL_ROLE_API_CLIENT));
-    }
-    auth_publish (intake, &ev);
     json_t *view = NULL;
     if (auth_client_view (intake, id, &view) != 0) {
         sodium_memzero (token, sizeof token);
@@ -590,18 +564,14 @@ static int
 s_client_revoke (intake_t *intake, http_req_t *req)
 {
     const char *id = http_param (req, "id");
+    auth_emit (intake, s_event (req, "client.revoked"), "client_id", "");
     int rc = auth_client_revoke (intake, id);
     if (rc < 0)
         return s_unavailable (req);
     if (rc == 1)
         return s_not_found (req, "no such API client");
-    if (rc == 0) {
+    if (rc == 0)
         audit_record_req (intake, req, "revoke", "client", id, "");
-        gl_event_t *ev = s_event (req, "client.revoked");
-        if (ev)
-            json_object_set_new (ev->data, "client_id", json_string (id));
-        auth_publish (intake, &ev);
-    }
     json_t *view = NULL;
     if (auth_client_view (intake, id, &view) != 0)
         return s_unavailable (req);

@@ -15,6 +15,7 @@
 */
 #include "auth.h"
 #include "audit.h"
+#include "contacts.h"
 #include "intake.h"
 #include "gl/gl_clock.h"
 #include "gl/gl_log.h"
@@ -30,9 +31,9 @@
 #define S_PREFIX            "intake:{intake}:"
 #define S_SEEN_EVERY_MS     60000       //  last-seen is written at most once a minute
 #define S_CLEANUP_SLACK_MS  120000      //  Redis expiries run this much after the stored times
-#define S_PENDING_MAX       1024        //  events waiting to be published again
 #define S_HASH_HEX          64          //  a keyed hash, in hex
 #define S_LIST_MAX          2048        //  a comma-joined list in a user's hash
+#define S_OUTBOX            S_PREFIX "outbox"   //  contacts.c's outbox (gl_outbox)
 
 struct _auth_t {
     intake_t *intake;
@@ -52,9 +53,10 @@ struct _auth_t {
     //  The session that authenticated the current request (empty for an API client).
     char cur_session[S_HASH_HEX + 1];
     char cur_user[GL_ID_LEN + 1];
-    //  Events not yet published (auth_publish).
-    gl_event_t *pending[S_PENDING_MAX];
-    size_t pending_count;
+    //  The event the next write stores with its change (auth_emit).
+    gl_event_t *emit;
+    const char *emit_id_field;
+    const char *emit_post;
 };
 
 static const char *const s_role_codes[] = { "agent", "supervisor", "protection", "admin",
@@ -66,21 +68,50 @@ static const uint32_t s_role_flags[] = { GL_ROLE_AGENT, GL_ROLE_SUPERVISOR, GL_R
 //  --------------------------------------------------------------------------------------------
 //  Scripts (every key in the {intake} slot)
 
+//  Every write that changes an account stores its event in the outbox in the same script
+//  (auth_emit): gl_emit(outbox, event id, entry without its closing "}}", post, user) appends
+//  the user's roles ("r"), units ("u") and disabled flag ("d") as they are after the change, as
+//  post asks, then writes the entry. An empty event id: nothing to store.
+#define S_LUA_EMIT \
+    "local function gl_arr(s)\n" \
+    "  if not s or s == '' then return '[]' end\n" \
+    "  local t = {}\n" \
+    "  for x in string.gmatch(s, '[^,]+') do t[#t + 1] = cjson.encode(x) end\n" \
+    "  return '[' .. table.concat(t, ',') .. ']'\n" \
+    "end\n" \
+    "local function gl_emit(kout, evid, head, post, kuser)\n" \
+    "  if evid == '' then return end\n" \
+    "  local tail = ''\n" \
+    "  if post ~= '' then\n" \
+    "    local v = redis.call('HMGET', kuser, 'roles', 'units', 'disabled')\n" \
+    "    if string.find(post, 'r', 1, true) then tail = tail .. ',\"roles\":' .. gl_arr(v[1]) end\n" \
+    "    if string.find(post, 'u', 1, true) then tail = tail .. ',\"units\":' .. gl_arr(v[2]) end\n" \
+    "    if string.find(post, 'd', 1, true) then\n" \
+    "      tail = tail .. ',\"disabled\":' .. ((v[3] == '1') and 'true' or 'false')\n" \
+    "    end\n" \
+    "  end\n" \
+    "  redis.call('HSET', kout, evid, head .. tail .. '}}')\n" \
+    "end\n"
+
 //  Create a user if the username is free (and, for the bootstrap admin, if no user exists).
-//  KEYS: username, user, users. ARGV: id, index member, first_only, then field/value pairs.
+//  KEYS: username, user, users, outbox. ARGV: id, index member, first_only, event id, event
+//  head, post, then field/value pairs.
 static gl_redis_script_t s_lua_user_create = { .source =
+    S_LUA_EMIT
     "if ARGV[3] == '1' and redis.call('ZCARD', KEYS[3]) > 0 then return 0 end\n"
     "if redis.call('SETNX', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
-    "redis.call('HSET', KEYS[2], unpack(ARGV, 4))\n"
+    "redis.call('HSET', KEYS[2], unpack(ARGV, 7))\n"
     "redis.call('ZADD', KEYS[3], 0, ARGV[2])\n"
+    "gl_emit(KEYS[4], ARGV[4], ARGV[5], ARGV[6], KEYS[2])\n"
     "return 1\n" };
 
 //  Change a user that exists, and maybe end its sessions.
-//  KEYS: user, user's sessions. ARGV: drop sessions (1/0), session to keep (or ""), session key
-//  prefix, then field/value pairs (at least one).
+//  KEYS: user, user's sessions, outbox. ARGV: drop sessions (1/0), session to keep (or ""),
+//  session key prefix, event id, event head, post, then field/value pairs (at least one).
 static gl_redis_script_t s_lua_user_change = { .source =
+    S_LUA_EMIT
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 4))\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 7))\n"
     "if ARGV[1] == '1' then\n"
     "  for _, h in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do\n"
     "    if h ~= ARGV[2] then\n"
@@ -89,6 +120,7 @@ static gl_redis_script_t s_lua_user_change = { .source =
     "    end\n"
     "  end\n"
     "end\n"
+    "gl_emit(KEYS[3], ARGV[4], ARGV[5], ARGV[6], KEYS[1])\n"
     "return 1\n" };
 
 //  A failed login. KEYS: failures of the username, its lock, failures of the address.
@@ -122,16 +154,21 @@ static gl_redis_script_t s_lua_session_new = { .source =
 
 //  Create a client. KEYS: client, clients. ARGV: id, then field/value pairs.
 static gl_redis_script_t s_lua_client_create = { .source =
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 2))\n"
+    S_LUA_EMIT
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 5))\n"
     "redis.call('ZADD', KEYS[2], 0, ARGV[1])\n"
+    "gl_emit(KEYS[3], ARGV[2], ARGV[3], ARGV[4], KEYS[1])\n"
     "return 1\n" };
 
-//  Revoke a client. KEYS: client. ARGV: now. 0 unknown, 1 revoked, 2 already revoked.
+//  Revoke a client. KEYS: client, outbox. ARGV: now, event id, event head, post. 0 unknown,
+//  1 revoked, 2 already revoked.
 static gl_redis_script_t s_lua_client_revoke = { .source =
+    S_LUA_EMIT
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
     "local r = redis.call('HGET', KEYS[1], 'revoked_ms')\n"
     "if r and r ~= '' and r ~= '0' then return 2 end\n"
     "redis.call('HSET', KEYS[1], 'revoked_ms', ARGV[1])\n"
+    "gl_emit(KEYS[2], ARGV[2], ARGV[3], ARGV[4], KEYS[1])\n"
     "return 1\n" };
 
 //  --------------------------------------------------------------------------------------------
@@ -421,50 +458,58 @@ s_int_reply (redisReply *reply)
 //  --------------------------------------------------------------------------------------------
 //  Events
 
-static int
-s_send (auth_t *self, gl_event_t *ev)
-{
-    int rc = gl_pub_send (self->intake->pub, ev, 0);
-    if (rc != 0)
-        gl_warn ("auth: %s not published yet (%s); kept to send again", ev->type,
-                 rc == GL_PUB_FENCED ? "fenced" : "redis unreachable");
-    return rc;
-}
-
-//  Send what is waiting, oldest first; stop at the first failure (order is kept).
-static void
-s_flush_pending (auth_t *self)
-{
-    size_t sent = 0;
-    while (sent < self->pending_count && s_send (self, self->pending[sent]) == 0)
-        gl_event_destroy (&self->pending[sent++]);
-    if (sent > 0) {
-        memmove (self->pending, self->pending + sent,
-                 (self->pending_count - sent) * sizeof self->pending[0]);
-        self->pending_count -= sent;
-    }
-}
-
 void
-auth_publish (intake_t *intake, gl_event_t **ev_p)
+auth_emit (intake_t *intake, gl_event_t *ev, const char *id_field, const char *post)
 {
     auth_t *self = s_self (intake);
-    gl_event_t *ev = *ev_p;
-    *ev_p = NULL;
-    if (!ev)
+    gl_event_destroy (&self->emit);
+    self->emit = ev;
+    self->emit_id_field = id_field;
+    self->emit_post = post ? post : "";
+}
+
+//  What a write passes to its script for the pending event: its id and its outbox entry without
+//  the closing "}}" (head, the caller frees), or "" and NULL when there is none. id (the record
+//  the write creates or changes) goes into the event's id field first.
+typedef struct {
+    gl_event_t *ev;
+    char *head;
+    const char *post;
+} s_emit_t;
+
+static void
+s_emit_take (auth_t *self, const char *id, s_emit_t *e)
+{
+    e->ev = self->emit;
+    e->head = NULL;
+    e->post = self->emit_post ? self->emit_post : "";
+    self->emit = NULL;
+    if (!e->ev)
         return;
-    s_flush_pending (self);
-    if (self->pending_count == 0 && s_send (self, ev) == 0) {
-        gl_event_destroy (&ev);
+    if (self->emit_id_field && id)
+        json_object_set_new (e->ev->data, self->emit_id_field, json_string (id));
+    char *entry = contacts_outbox_entry (self->intake, e->ev, 0);
+    size_t len = entry ? strlen (entry) : 0;
+    if (len < 4 || strcmp (entry + len - 2, "}}") != 0 || entry[len - 3] == '{') {
+        //  Out of memory, or no data to append to: the change goes ahead without its event.
+        gl_error ("auth: %s cannot be stored in the outbox; it is lost", e->ev->type);
+        free (entry);
+        gl_event_destroy (&e->ev);
         return;
     }
-    if (self->pending_count == S_PENDING_MAX) {
-        gl_error ("auth: %s lost: %d events already wait to be published", ev->type,
-                  S_PENDING_MAX);
-        gl_event_destroy (&ev);
-        return;
-    }
-    self->pending[self->pending_count++] = ev;
+    entry[len - 2] = 0;
+    e->head = entry;
+}
+
+//  After the write: when it applied, its event is in the outbox; deliver it now.
+static void
+s_emit_done (auth_t *self, s_emit_t *e, bool applied)
+{
+    if (e->ev && applied && contacts_outbox_sweep (self->intake) < 0)
+        gl_warn ("auth: %s stored; it will be published by the outbox sweep", e->ev->type);
+    gl_event_destroy (&e->ev);
+    free (e->head);
+    e->head = NULL;
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -581,17 +626,37 @@ s_user_create (auth_t *self, const auth_spec_t *spec, const char *password, bool
     s_key (kuser, sizeof kuser, "user", id);
     snprintf (member, sizeof member, "%s:%s", spec->username, id);
     snprintf (now, sizeof now, "%" PRId64, gl_now_ms ());
-    const char *argv[40] = { kname,   kuser,         S_PREFIX "users", id,
-                             member,  first_only ? "1" : "0", "id",    id,
-                             "username", spec->username, "pwhash",   pwhash,
-                             "disabled", "0",           "created_ms", now,
-                             "updated_ms", now };
+    s_emit_t e;
+    s_emit_take (self, id, &e);
+    const char *argv[44] = { kname,
+                             kuser,
+                             S_PREFIX "users",
+                             S_OUTBOX,
+                             id,
+                             member,
+                             first_only ? "1" : "0",
+                             e.ev ? e.ev->id : "",
+                             e.head ? e.head : "",
+                             e.post,
+                             "id",
+                             id,
+                             "username",
+                             spec->username,
+                             "pwhash",
+                             pwhash,
+                             "disabled",
+                             "0",
+                             "created_ms",
+                             now,
+                             "updated_ms",
+                             now };
     int n = s_spec_pairs (spec, AUTH_SET_ROLES | AUTH_SET_UNITS | AUTH_SET_LANGUAGES
                                     | AUTH_SET_DISPLAY_NAME | AUTH_SET_EMAIL | AUTH_SET_PHONE,
-                          argv, 18, roles, units, languages);
+                          argv, 22, roles, units, languages);
     int rc = s_int_reply (
-        gl_redis_eval (self->intake->redis, &s_lua_user_create, 3, n, argv, NULL));
+        gl_redis_eval (self->intake->redis, &s_lua_user_create, 4, n, argv, NULL));
     sodium_memzero (pwhash, sizeof pwhash);
+    s_emit_done (self, &e, rc == 1);
     return rc < 0 ? -1 : rc == 1 ? 0 : 1;
 }
 
@@ -659,13 +724,25 @@ s_user_change_run (auth_t *self, const char *id, bool drop, const char *keep, co
     s_key (kuser, sizeof kuser, "user", id);
     s_key (ksessions, sizeof ksessions, "user_sessions", id);
     snprintf (now, sizeof now, "%" PRId64, gl_now_ms ());
-    const char *argv[48] = { kuser, ksessions, drop ? "1" : "0", keep ? keep : "",
-                             S_PREFIX "session:", "updated_ms", now };
-    int n = 7;
-    for (int i = 0; i < npairs && n < 48; i++)
+    s_emit_t e;
+    s_emit_take (self, id, &e);
+    const char *argv[52] = { kuser,
+                             ksessions,
+                             S_OUTBOX,
+                             drop ? "1" : "0",
+                             keep ? keep : "",
+                             S_PREFIX "session:",
+                             e.ev ? e.ev->id : "",
+                             e.head ? e.head : "",
+                             e.post,
+                             "updated_ms",
+                             now };
+    int n = 11;
+    for (int i = 0; i < npairs && n < 52; i++)
         argv[n++] = pairs[i];
     int rc = s_int_reply (
-        gl_redis_eval (self->intake->redis, &s_lua_user_change, 2, n, argv, NULL));
+        gl_redis_eval (self->intake->redis, &s_lua_user_change, 3, n, argv, NULL));
+    s_emit_done (self, &e, rc == 1);
     return rc < 0 ? -1 : rc == 1 ? 0 : 1;
 }
 
@@ -821,11 +898,16 @@ auth_client_create (intake_t *intake, const char *name, uint32_t roles, char id[
     s_key (key, sizeof key, "client", id);
     snprintf (now, sizeof now, "%" PRId64, gl_now_ms ());
     s_roles_csv (roles, codes, sizeof codes);
-    const char *argv[] = { key,   S_PREFIX "clients", id,           "id",        id,
-                           "name", name,              "roles",      codes,       "token_hash",
-                           hash,  "created_ms",       now,          "revoked_ms", "0" };
-    int rc = s_int_reply (gl_redis_eval (intake->redis, &s_lua_client_create, 2,
+    s_emit_t e;
+    s_emit_take (self, id, &e);
+    const char *argv[] = { key,        S_PREFIX "clients", S_OUTBOX,   id,
+                           e.ev ? e.ev->id : "", e.head ? e.head : "", e.post, "id",
+                           id,         "name",             name,       "roles",
+                           codes,      "token_hash",       hash,       "created_ms",
+                           now,        "revoked_ms",       "0" };
+    int rc = s_int_reply (gl_redis_eval (intake->redis, &s_lua_client_create, 3,
                                          (int) (sizeof argv / sizeof argv[0]), argv, NULL));
+    s_emit_done (self, &e, rc == 1);
     return rc == 1 ? 0 : -1;
 }
 
@@ -870,13 +952,20 @@ auth_client_view (intake_t *intake, const char *id, json_t **out)
 int
 auth_client_revoke (intake_t *intake, const char *id)
 {
-    if (!gl_id_valid (id))
+    if (!gl_id_valid (id)) {
+        auth_emit (intake, NULL, NULL, NULL);
         return 1;
+    }
     char key[128], now[24];
     s_key (key, sizeof key, "client", id);
     snprintf (now, sizeof now, "%" PRId64, gl_now_ms ());
-    const char *argv[] = { key, now };
-    int rc = s_int_reply (gl_redis_eval (intake->redis, &s_lua_client_revoke, 1, 2, argv, NULL));
+    auth_t *self = s_self (intake);
+    s_emit_t e;
+    s_emit_take (self, id, &e);
+    const char *argv[] = { key, S_OUTBOX, now, e.ev ? e.ev->id : "", e.head ? e.head : "",
+                           e.post };
+    int rc = s_int_reply (gl_redis_eval (intake->redis, &s_lua_client_revoke, 2, 6, argv, NULL));
+    s_emit_done (self, &e, rc == 1);
     return rc < 0 ? -1 : rc == 0 ? 1 : rc == 1 ? 0 : 2;
 }
 
@@ -1310,7 +1399,7 @@ auth_authenticate (intake_t *intake, http_req_t *req, http_caller_t *caller)
     self->cur_session[0] = 0;
     self->cur_user[0] = 0;
     audit_set_current (intake, NULL, NULL);
-    s_flush_pending (self);
+    gl_event_destroy (&self->emit);     //  one a write did not take (it returned early)
     char token[AUTH_TOKEN_LEN + 2], id[GL_ID_LEN + 1], kind;
     bool cookie;
     if (!s_request_token (req, token, sizeof token, &cookie) || !s_token_parse (token, &kind, id)
@@ -1398,6 +1487,10 @@ s_bootstrap (auth_t *self, char *err, size_t errlen)
         return -1;
     }
     auth_spec_t spec = { .username = username, .display_name = "", .roles = GL_ROLE_ADMIN };
+    gl_event_t *ev = gl_event_new ("user.created");
+    if (ev)
+        json_object_set_new (ev->data, "actor_id", json_string (""));
+    auth_emit (self->intake, ev, "user_id", "ru");
     char id[GL_ID_LEN + 1];
     int rc = s_user_create (self, &spec, password, true, id);
     if (rc < 0) {
@@ -1412,14 +1505,6 @@ s_bootstrap (auth_t *self, char *err, size_t errlen)
                  AUTH_PASSWORD_MIN);
     gl_info ("auth: bootstrap admin %s created", id);
     audit_record (self->intake, NULL, "create", "user", id, "bootstrap_admin");
-    gl_event_t *ev = gl_event_new ("user.created");
-    if (ev) {
-        json_object_set_new (ev->data, "user_id", json_string (id));
-        json_object_set_new (ev->data, "roles", auth_roles_json (GL_ROLE_ADMIN));
-        json_object_set_new (ev->data, "units", json_array ());
-        json_object_set_new (ev->data, "actor_id", json_string (""));
-    }
-    auth_publish (self->intake, &ev);
     return 0;
 }
 
@@ -1500,13 +1585,7 @@ auth_destroy (auth_t **self_p)
     auth_t *self = *self_p;
     if (!self)
         return;
-    if (self->pending_count > 0)
-        s_flush_pending (self);
-    if (self->pending_count > 0)
-        gl_error ("auth: %zu events could not be published before stopping",
-                  self->pending_count);
-    for (size_t i = 0; i < self->pending_count; i++)
-        gl_event_destroy (&self->pending[i]);
+    gl_event_destroy (&self->emit);
     if (self->intake && self->intake->authenticate == auth_authenticate)
         self->intake->authenticate = http_authenticate_nobody;
     sodium_memzero (self->key, sizeof self->key);

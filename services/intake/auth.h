@@ -201,8 +201,13 @@ int auth_client_revoke (intake_t *intake, const char *id);
 int auth_clients_page (intake_t *intake, const http_page_t *page, json_t **items,
                        char *next_cursor);
 
-//  Publish an event (taken): on failure it is kept and sent again before the next request is
-//  authenticated, so a Redis hiccup delays it but does not lose it while intake runs.
-void auth_publish (intake_t *intake, gl_event_t **ev_p);
+//  The event (taken; NULL for none) that the next account write (create, update, disable,
+//  enable, password, client create or revoke) stores in the outbox in the same script as its
+//  change, so the change never happens without its event (gl_outbox.h); it is published right
+//  after. id_field (e.g. "user_id", or NULL) is set to the id of the record written; post says
+//  which of the user's fields the script adds as they are after the change: "r" roles, "u" units,
+//  "d" disabled. If the write does not apply (no such user, username taken), or no write
+//  follows before the next request, the event is dropped.
+void auth_emit (intake_t *intake, gl_event_t *ev, const char *id_field, const char *post);
 
 #endif

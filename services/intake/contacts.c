@@ -39,7 +39,6 @@ struct _contacts_t {
     int64_t window_ms;                  //  repeat window
     int64_t idem_ttl_ms;
     struct event *sweep;
-    gl_outbox_t *outbox;                //  intake:{intake}:outbox (libshared's gl_outbox)
 };
 
 //  --------------------------------------------------------------------------------------------
@@ -434,15 +433,15 @@ contacts_taxonomy (intake_t *intake)
 char *
 contacts_outbox_entry (intake_t *intake, const gl_event_t *ev, int flags)
 {
-    assert (intake && intake->contacts && ev);
-    return gl_outbox_entry (intake->contacts->outbox, ev, flags);
+    assert (intake && intake->outbox && ev);
+    return gl_outbox_entry (intake->outbox, ev, flags);
 }
 
 int
 contacts_outbox_deliver (intake_t *intake, gl_event_t *ev, int flags)
 {
-    assert (intake && intake->contacts && ev);
-    return gl_outbox_deliver (intake->contacts->outbox, ev, flags);
+    assert (intake && intake->outbox && ev);
+    return gl_outbox_deliver (intake->outbox, ev, flags);
 }
 
 int
@@ -599,8 +598,8 @@ contacts_write_update (intake_t *intake, const contacts_update_t *u, gl_event_t 
 int
 contacts_outbox_sweep (intake_t *intake)
 {
-    assert (intake && intake->contacts);
-    return gl_outbox_sweep (intake->contacts->outbox);
+    assert (intake && intake->outbox);
+    return gl_outbox_sweep (intake->outbox);
 }
 
 static void
@@ -750,12 +749,6 @@ contacts_new (intake_t *intake, char *err, size_t errlen)
         contacts_destroy (&self);
         return NULL;
     }
-    self->outbox = gl_outbox_new (intake->redis, intake->pub, S_OUTBOX, "greenline_intake");
-    if (!self->outbox) {
-        snprintf (err, errlen, "out of memory");
-        contacts_destroy (&self);
-        return NULL;
-    }
     self->sweep = evtimer_new (intake->base, s_on_sweep, intake);
     if (!self->sweep) {
         snprintf (err, errlen, "cannot set up the outbox sweep");
@@ -778,7 +771,6 @@ contacts_destroy (contacts_t **self_p)
         return;
     if (self->sweep)
         event_free (self->sweep);
-    gl_outbox_destroy (&self->outbox);
     taxonomy_destroy (&self->taxonomy);
     sodium_memzero (self->key, sizeof self->key);
     free (self);

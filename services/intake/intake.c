@@ -26,6 +26,7 @@
 #include "gl/gl_event.h"
 #include "gl/gl_log.h"
 #include "gl/gl_logrange.h"
+#include "gl/gl_outbox.h"
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -56,6 +57,13 @@ s_routes (intake_t *self)
     api_agents_routes (self);
     api_calls_routes (self);
     api_callers_routes (self);      //  and booking (api_booking.c)
+    api_complaints_routes (self);
+    api_kb_routes (self);
+    api_qa_routes (self);
+    api_referral_routes (self);
+    api_reporting_routes (self);
+    api_scheduler_routes (self);
+    api_notifier_routes (self);
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -202,7 +210,11 @@ s_destroy (intake_t **self_p)
     contacts_destroy (&self->contacts);
     calls_destroy (&self->calls);
     callers_destroy (&self->callers);
+    complaints_destroy (&self->complaints);
+    kb_destroy (&self->kb);
+    qa_destroy (&self->qa);
     forward_destroy (self);
+    gl_outbox_destroy (&self->outbox);
     if (self->on_pipe)
         event_free (self->on_pipe);
     if (self->on_rep)
@@ -303,6 +315,12 @@ s_start_bus (intake_t *self, const s_settings_t *set, char *err, size_t errlen)
         snprintf (err, errlen, "cannot register log.range");
         return -1;
     }
+    self->outbox = gl_outbox_new (self->redis, self->pub, "intake:{intake}:outbox",
+                                  "greenline_intake");
+    if (!self->outbox) {
+        snprintf (err, errlen, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -326,6 +344,15 @@ s_start_http (intake_t *self, const s_settings_t *set, char *err, size_t errlen)
         return -1;
     self->callers = callers_new (self, err, errlen);
     if (!self->callers)
+        return -1;
+    self->complaints = complaints_new (self, err, errlen);
+    if (!self->complaints)
+        return -1;
+    self->kb = kb_new (self, err, errlen);
+    if (!self->kb)
+        return -1;
+    self->qa = qa_new (self, err, errlen);
+    if (!self->qa)
         return -1;
     return http_listen (self->http, self->base, &set->http, err, errlen);
 }

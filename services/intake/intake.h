@@ -46,7 +46,11 @@ struct _intake_t {
     struct _contacts_t *contacts;   //  contacts, taxonomy, the outbox (contacts.h)
     struct _calls_t *calls;         //  the live call queue and agent states (calls.h)
     struct _callers_t *callers;     //  case extract, verification, change requests (callers.h)
+    struct _complaints_t *complaints; //  complaints and feedback settings (complaints.h)
+    struct _kb_t *kb;               //  the knowledge base: expiry sweep (kb.h)
+    struct _qa_t *qa;               //  QA scorecards (qa.h)
     struct _forward_t *forward;     //  routes answered by other services (forward.h)
+    struct _gl_outbox_t *outbox;    //  intake:{intake}:outbox: records and their events (gl_outbox.h)
     const char *version;            //  this build's version string
     int64_t started_ms;             //  gl_mono_ms () at start
     char *console_dir;              //  static files, resolved; NULL when missing (404s)
@@ -88,5 +92,20 @@ json_t *intake_openapi_doc (void);
 
 //  Route registration, one function per concern file.
 void api_system_routes (intake_t *intake);
+void api_complaints_routes (intake_t *intake);
+void api_referral_routes (intake_t *intake);
+void api_reporting_routes (intake_t *intake);
+void api_kb_routes (intake_t *intake);
+void api_qa_routes (intake_t *intake);
+void api_scheduler_routes (intake_t *intake);
+void api_notifier_routes (intake_t *intake);
+
+//  Intake part two (complaints.h, kb.h, qa.h): new (NULL with the reason in err) and destroy.
+struct _complaints_t *complaints_new (intake_t *intake, char *err, size_t errlen);
+void complaints_destroy (struct _complaints_t **self_p);
+struct _kb_t *kb_new (intake_t *intake, char *err, size_t errlen);
+void kb_destroy (struct _kb_t **self_p);
+struct _qa_t *qa_new (intake_t *intake, char *err, size_t errlen);
+void qa_destroy (struct _qa_t **self_p);
 
 #endif
