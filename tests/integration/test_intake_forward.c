@@ -1,0 +1,229 @@
+/*  intake's forwarded routes (forward.c) against a stand-in service: a real gl_rep server on a
+    loopback ROUTER in this test, registered as notifier. The request carries who is calling
+    (id, roles, units), the path and query parameters and the body; answers and errors pass
+    through; a service that is not configured or does not answer in time is a 503 naming it;
+    changing requests carry a bus key derived from the user and the Idempotency-Key header; an
+    audited route writes the audit trail.
+    ctest: timeout=120 */
+#include "gl/gl_clock.h"
+#include "gl/gl_rep.h"
+#include "gl_testintake.h"
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+static gl_testredis_t *s_redis;
+static gl_testintake_t *s_intake;
+static gl_rep_t *s_rep;
+static atomic_bool s_stop;
+static atomic_int s_slow_done;          //  slow answers finished (the server is free again)
+static pthread_t s_thread;
+
+//  notifier.status: "missing" -> 404, "slow" -> answers after the client gave up, else 200 with
+//  the request body and the bus key echoed.
+static int
+s_status (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_error_t *err)
+{
+    (void) arg;
+    const char *id = json_string_value (json_object_get (json_object_get (req->body, "params"),
+                                                         "id"));
+    if (id && strcmp (id, "missing") == 0)
+        return gl_rep_error (err, 404, "not_found", "id", "no such notification");
+    if (id && strcmp (id, "slow") == 0) {
+        gl_sleep_ms (800);
+        atomic_fetch_add (&s_slow_done, 1);
+    }
+    *reply = json_pack ("{s:O, s:s}", "got", req->body, "key", req->key);
+    return 200;
+}
+
+static int
+s_replay (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_error_t *err)
+{
+    (void) arg;
+    (void) err;
+    *reply = json_pack ("{s:O, s:s}", "got", req->body, "key", req->key);
+    return 200;
+}
+
+static void *
+s_server (void *arg)
+{
+    (void) arg;
+    zpoller_t *poller = zpoller_new (gl_rep_sock (s_rep), NULL);
+    while (!atomic_load (&s_stop)) {
+        void *which = zpoller_wait (poller, gl_rep_pending (s_rep) ? 0 : 50);
+        if (which || gl_rep_pending (s_rep))
+            gl_rep_dispatch (s_rep);
+    }
+    zpoller_destroy (&poller);
+    return NULL;
+}
+
+static json_t *
+s_call_json (const char *method, const char *path, const char *token, const char *extra,
+             const char *body, int status)
+{
+    gl_test_resp_t resp = gl_testintake_call (s_intake, method, path, token, extra, body);
+    if (resp.status != status)
+        fprintf (stderr, "expected %d, got: %s\n", status, resp.raw);
+    assert_int_equal (resp.status, status);
+    json_t *json = gl_test_json (&resp);
+    gl_test_http_free (&resp);
+    assert_non_null (json);
+    return json;
+}
+
+static void
+test_request_and_answers (void **state)
+{
+    (void) state;
+    char sup[128], sup_id[GL_ID_LEN + 1], agent[128], agent_id[GL_ID_LEN + 1];
+    assert_int_equal (gl_testintake_user (s_intake, "sup", "[\"supervisor\"]", "[\"unit-a\"]",
+                                          sup, sup_id),
+                      0);
+    assert_int_equal (gl_testintake_user (s_intake, "agent", "[\"agent\"]", NULL, agent,
+                                          agent_id),
+                      0);
+    //  Who is calling, the path and the query reach the service.
+    json_t *json = s_call_json ("GET", "/api/v1/notifications/abc?x=1&y=two%20words", sup, NULL,
+                                NULL, 200);
+    json_t *got = json_object_get (json, "got");
+    json_t *caller = json_object_get (got, "caller");
+    assert_string_equal (json_string_value (json_object_get (caller, "user_id")), sup_id);
+    assert_int_equal (json_array_size (json_object_get (caller, "roles")), 1);
+    assert_string_equal (json_string_value (json_array_get (json_object_get (caller, "roles"), 0)),
+                         "supervisor");
+    assert_string_equal (json_string_value (json_array_get (json_object_get (caller, "units"), 0)),
+                         "unit-a");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (got, "params"),
+                                                             "id")),
+                         "abc");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (got, "query"), "y")),
+                         "two words");
+    assert_int_equal (json_object_size (json_object_get (got, "body")), 0);
+    assert_string_equal (json_string_value (json_object_get (json, "key")), "");
+    json_decref (json);
+
+    //  The route's roles are intake's to check: an agent never reaches the service.
+    json = s_call_json ("GET", "/api/v1/notifications/abc", agent, NULL, NULL, 403);
+    json_decref (json);
+    //  The service's refusal passes through with its code and field.
+    json = s_call_json ("GET", "/api/v1/notifications/missing", sup, NULL, NULL, 404);
+    json_t *error = json_object_get (json, "error");
+    assert_string_equal (json_string_value (json_object_get (error, "code")), "not_found");
+    assert_string_equal (json_string_value (json_object_get (error, "field")), "id");
+    json_decref (json);
+    //  No answer within the timeout: 503 naming the service.
+    json = s_call_json ("GET", "/api/v1/notifications/slow", sup, NULL, NULL, 503);
+    assert_string_equal (json_string_value (json_object_get (json_object_get (json, "error"),
+                                                             "code")),
+                         "notifier_unavailable");
+    json_decref (json);
+    while (atomic_load (&s_slow_done) < 1)     //  the stand-in serves one request at a time
+        gl_sleep_ms (20);
+    //  A service with no endpoint configured: 503 at once.
+    json = s_call_json ("GET", "/api/v1/wallboard", sup, NULL, NULL, 503);
+    assert_string_equal (json_string_value (json_object_get (json_object_get (json, "error"),
+                                                             "code")),
+                         "reporting_unavailable");
+    json_decref (json);
+}
+
+static void
+test_idempotency_and_audit (void **state)
+{
+    (void) state;
+    char sup[128], sup_id[GL_ID_LEN + 1];
+    assert_int_equal (gl_testintake_user (s_intake, "sup2", "[\"supervisor\"]", NULL, sup, sup_id),
+                      0);
+    char path[128], id[GL_ID_LEN + 1];
+    gl_id_new (id);
+    snprintf (path, sizeof path, "/api/v1/notifications/dead/%s/replay", id);
+    const char *header = "Idempotency-Key: replay-1\r\n";
+    json_t *a = s_call_json ("POST", path, sup, header, "{\"note\":\"again\"}", 200);
+    json_t *b = s_call_json ("POST", path, sup, header, "{\"note\":\"again\"}", 200);
+    json_t *c = s_call_json ("POST", path, s_intake->admin_token, header, "{}", 200);
+    json_t *d = s_call_json ("POST", path, sup, NULL, "{}", 200);
+    json_t *e = s_call_json ("POST", path, sup, NULL, "{}", 200);
+    const char *ka = json_string_value (json_object_get (a, "key"));
+    const char *kd = json_string_value (json_object_get (d, "key"));
+    assert_int_equal (strlen (ka), 34);
+    assert_true (strncmp (ka, "h-", 2) == 0);
+    //  The same user and header: the same key (a retry); another user: another key; no header:
+    //  a fresh key each time; nothing the client wrote is in the key.
+    assert_string_equal (ka, json_string_value (json_object_get (b, "key")));
+    assert_string_not_equal (ka, json_string_value (json_object_get (c, "key")));
+    assert_true (strncmp (kd, "n-", 2) == 0);
+    assert_string_not_equal (kd, json_string_value (json_object_get (e, "key")));
+    assert_null (strstr (ka, "replay"));
+    assert_string_equal (json_string_value (json_object_get (
+                             json_object_get (json_object_get (a, "got"), "body"), "note")),
+                         "again");
+    json_decref (a);
+    json_decref (b);
+    json_decref (c);
+    json_decref (d);
+    json_decref (e);
+    //  A malformed header is refused before anything is sent.
+    json_t *bad = s_call_json ("POST", path, sup, "Idempotency-Key: two words\r\n", "{}", 400);
+    assert_string_equal (json_string_value (json_object_get (json_object_get (bad, "error"),
+                                                             "field")),
+                         "Idempotency-Key");
+    json_decref (bad);
+    //  The audited route left one entry per request (6: the refused one never got that far).
+    char query[256];
+    snprintf (query, sizeof query, "/api/v1/audit?record_type=notifier.dead_replay&record_id=%s",
+              id);
+    json_t *audit = s_call_json ("GET", query, s_intake->admin_token, NULL, NULL, 200);
+    assert_int_equal (json_array_size (json_object_get (audit, "items")), 5);
+    json_decref (audit);
+}
+
+static int
+s_setup (void **state)
+{
+    (void) state;
+    s_redis = gl_testredis_start (NULL);
+    if (!s_redis)
+        return -1;
+    s_rep = gl_rep_new ("tcp://127.0.0.1:*");
+    if (!s_rep)
+        return -1;
+    gl_rep_set_tokens (s_rep, "tok-fwd");
+    gl_rep_on (s_rep, "notifier.status", s_status, NULL);
+    gl_rep_on (s_rep, "notifier.dead_replay", s_replay, NULL);
+    pthread_create (&s_thread, NULL, s_server, NULL);
+    char endpoint[300];
+    snprintf (endpoint, sizeof endpoint, "GL_ENDPOINT_NOTIFIER=%s", gl_rep_endpoint (s_rep));
+    const char *extra[] = { endpoint, "GL_BUS_TOKENS=tok-fwd", "GL_INTAKE_NOTIFIER_TIMEOUT_MS=300",
+                            NULL };
+    s_intake = gl_testintake_start (s_redis, extra);
+    return s_intake ? 0 : -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void) state;
+    gl_testintake_destroy (&s_intake);
+    atomic_store (&s_stop, true);
+    pthread_join (s_thread, NULL);
+    gl_rep_destroy (&s_rep);
+    gl_testredis_destroy (&s_redis);
+    return 0;
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_request_and_answers),
+        cmocka_unit_test (test_idempotency_and_audit),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}
