@@ -230,6 +230,10 @@ intake_t *callers_intake (callers_t *self);
 int delivery_register (callers_t *self, gl_rep_t *rep);
 //  A requesting service's name (the audit trail's actor): 1..32 of [a-z0-9_-].
 bool delivery_requester_valid (const char *s);
+//  Audit a read of personal data by another service (actor requester, action "read", the
+//  purpose lower-cased as detail). 0, or -1: then nothing may be read out.
+int delivery_audit_read (intake_t *intake, const char *requester, const char *record_type,
+                         const char *record_id, const char *purpose);
 
 //  Events of this concern go through the outbox of contacts.h: the script that makes a change
 //  also stores its event (CALLERS_OUTBOX_KEY, field = event id, value = entry), so the change

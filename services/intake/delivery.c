@@ -15,6 +15,8 @@
 */
 #include "audit.h"
 #include "callers.h"
+#include "calls.h"
+#include "intake.h"
 #include "gl/gl_log.h"
 #include <string.h>
 
@@ -37,6 +39,53 @@ delivery_requester_valid (const char *s)
               || s[i] == '-'))
             return false;
     return true;
+}
+
+int
+delivery_audit_read (intake_t *intake, const char *requester, const char *record_type,
+                     const char *record_id, const char *purpose)
+{
+    http_caller_t who = { .roles = GL_ROLE_API_CLIENT };
+    snprintf (who.user_id, sizeof who.user_id, "%s", requester);
+    char detail[CALLERS_CODE_MAX + 1];
+    snprintf (detail, sizeof detail, "%s", purpose);
+    for (char *p = detail; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char) (*p - 'A' + 'a');
+    return audit_record (intake, &who, "read", record_type, record_id, detail);
+}
+
+//  The number and IVR language a call came with, when no case is linked to it (an abandoned
+//  call to call back). Audited as a read of the call's number, like an agent's.
+static int
+s_call_number (intake_t *intake, const char *id, const char *purpose, const char *requester,
+               json_t **reply_body, gl_rep_error_t *err)
+{
+    redisReply *r = gl_redis_cmd (intake->redis, "HMGET " CALLS_PREFIX "call:%s number language",
+                                  id);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        if (r)
+            freeReplyObject (r);
+        return gl_rep_error (err, 503, "unavailable", "", "cannot read now");
+    }
+    const redisReply *number = r->element[0], *language = r->element[1];
+    if (number->type != REDIS_REPLY_STRING || number->len == 0) {
+        freeReplyObject (r);
+        return gl_rep_error (err, 404, "not_found", "person_ref",
+                             "no case is linked to this call or contact, and no such call is "
+                             "kept with a number");
+    }
+    if (delivery_audit_read (intake, requester, "call", id, purpose) != 0) {
+        freeReplyObject (r);
+        return gl_rep_error (err, 503, "unavailable", "", "cannot audit the read now");
+    }
+    json_t *lang = language->type == REDIS_REPLY_STRING && language->len > 0
+                       ? json_stringn (language->str, language->len)
+                       : json_null ();
+    *reply_body = json_pack ("{s:s#, s:[s#], s:o}", "phone", number->str, (int) number->len,
+                             "phones", number->str, (int) number->len, "language", lang);
+    freeReplyObject (r);
+    return *reply_body ? 200 : 500;
 }
 
 static int
@@ -66,8 +115,9 @@ s_on_delivery (void *arg, const gl_rep_request_t *req, json_t **reply_body, gl_r
         if (rc < 0)
             return gl_rep_error (err, 503, "unavailable", "", "cannot read now");
         if (rc == 1)
-            return gl_rep_error (err, 404, "not_found", "person_ref",
-                                 "no case is linked to this call or contact");
+            //  No case: a call from the queue still has the number it came from (a callback
+            //  for an abandoned call), for as long as the call is kept.
+            return s_call_number (intake, person, purpose, requester, reply_body, err);
     }
     else {
         char case_no[CALLERS_CASE_NO_MAX + 1];
@@ -76,14 +126,7 @@ s_on_delivery (void *arg, const gl_rep_request_t *req, json_t **reply_body, gl_r
         callers_case_ref (self, case_no, ref);
     }
     //  Audited before anything is read out; the actor is the asking service.
-    http_caller_t who = { .roles = GL_ROLE_API_CLIENT };
-    snprintf (who.user_id, sizeof who.user_id, "%s", requester);
-    char detail[CALLERS_CODE_MAX + 1];
-    snprintf (detail, sizeof detail, "%s", purpose);
-    for (char *p = detail; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char) (*p - 'A' + 'a');
-    if (audit_record (intake, &who, "read", "delivery_details", ref, detail) != 0)
+    if (delivery_audit_read (intake, requester, "delivery_details", ref, purpose) != 0)
         return gl_rep_error (err, 503, "unavailable", "", "cannot audit the read now");
 
     char phones[CALLERS_PHONES_MAX * (CALLERS_PHONE_MAX + 3)], language[CALLERS_LANG_MAX + 1];
@@ -103,7 +146,7 @@ s_on_delivery (void *arg, const gl_rep_request_t *req, json_t **reply_body, gl_r
     json_t *first = json_array_get (list, 0);
     *reply_body = json_pack ("{s:O, s:o, s:o}", "phone", first ? first : json_null (), "phones",
                              list, "language", *language ? json_string (language) : json_null ());
-    gl_debug ("callers: delivery details read for %s (%s)", requester, detail);
+    gl_debug ("callers: delivery details read for %s", requester);
     return *reply_body ? 200 : 500;
 }
 

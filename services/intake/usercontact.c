@@ -55,14 +55,7 @@ s_on_user_contact (void *arg, const gl_rep_request_t *req, json_t **reply_body,
     if (rc == 1 || !user)
         return gl_rep_error (err, 404, "not_found", "user_id", "no such user");
     //  Audited before anything is read out; the actor is the asking service.
-    http_caller_t who = { .roles = GL_ROLE_API_CLIENT };
-    snprintf (who.user_id, sizeof who.user_id, "%s", requester);
-    char detail[CALLERS_CODE_MAX + 1];
-    snprintf (detail, sizeof detail, "%s", purpose);
-    for (char *p = detail; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char) (*p - 'A' + 'a');
-    if (audit_record (intake, &who, "read", "user_contact", id, detail) != 0) {
+    if (delivery_audit_read (intake, requester, "user_contact", id, purpose) != 0) {
         json_decref (user);
         return gl_rep_error (err, 503, "unavailable", "", "cannot audit the read now");
     }
@@ -73,7 +66,7 @@ s_on_user_contact (void *arg, const gl_rep_request_t *req, json_t **reply_body,
                              s_str_or_null (json_array_get (langs, 0)), "disabled",
                              json_is_true (json_object_get (user, "disabled")));
     json_decref (user);
-    gl_debug ("auth: user contact read for %s (%s)", requester, detail);
+    gl_debug ("auth: user contact read for %s", requester);
     return *reply_body ? 200 : 500;
 }
 

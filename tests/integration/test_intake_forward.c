@@ -3,10 +3,12 @@
     (id, roles, units), the path and query parameters and the body; answers and errors pass
     through; a service that is not configured or does not answer in time is a 503 naming it;
     changing requests carry a bus key derived from the user and the Idempotency-Key header; an
-    audited route writes the audit trail.
+    audited route writes the audit trail. And the other direction: a service asking intake for
+    the number of an abandoned call it must call back (intake.delivery_details by call id).
     ctest: timeout=120 */
 #include "gl/gl_clock.h"
 #include "gl/gl_rep.h"
+#include "gl/gl_req.h"
 #include "gl_testintake.h"
 #include <pthread.h>
 #include <setjmp.h>
@@ -184,6 +186,58 @@ test_idempotency_and_audit (void **state)
     json_decref (audit);
 }
 
+//  An abandoned call has no case: delivery_details by its id answers the number it came from and
+//  its IVR language, and the read is audited as a read of the call.
+static void
+test_delivery_for_a_call (void **state)
+{
+    (void) state;
+    char sup[128], sup_id[GL_ID_LEN + 1];
+    assert_int_equal (gl_testintake_user (s_intake, "sup3", "[\"supervisor\"]", NULL, sup, sup_id),
+                      0);
+    json_t *call = s_call_json ("POST", "/api/v1/calls", sup, NULL,
+                                "{\"line\":\"green-1\",\"caller_number\":\"+256700000123\","
+                                "\"language\":\"so\"}",
+                                201);
+    char id[GL_ID_LEN + 1], path[128];
+    snprintf (id, sizeof id, "%s", json_string_value (json_object_get (call, "id")));
+    json_decref (call);
+    snprintf (path, sizeof path, "/api/v1/calls/%s/abandon", id);
+    json_decref (s_call_json ("POST", path, sup, NULL, "{}", 200));
+
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_intake->router_port);
+    gl_req_t *client = gl_req_new (endpoint);
+    gl_req_set_auth (client, "tok-fwd");
+    gl_reply_t reply = { 0 };
+    json_t *body = json_pack ("{s:s, s:s, s:s}", "person_ref", id, "purpose", "callback",
+                              "requester", "scheduler");
+    assert_int_equal (gl_req_call (client, "intake.delivery_details", NULL, body, 10000, &reply),
+                      0);
+    assert_int_equal (reply.status, 200);
+    assert_string_equal (json_string_value (json_object_get (reply.body, "phone")),
+                         "+256700000123");
+    assert_string_equal (json_string_value (json_object_get (reply.body, "language")), "so");
+    json_decref (body);
+    //  A call id intake never saw: 404.
+    char other[GL_ID_LEN + 1];
+    gl_id_new (other);
+    body = json_pack ("{s:s, s:s, s:s}", "person_ref", other, "purpose", "callback", "requester",
+                      "scheduler");
+    assert_int_equal (gl_req_call (client, "intake.delivery_details", NULL, body, 10000, &reply),
+                      0);
+    assert_int_equal (reply.status, 404);
+    json_decref (body);
+    gl_reply_clear (&reply);
+    gl_req_destroy (&client);
+    char query[256];
+    snprintf (query, sizeof query, "/api/v1/audit?record_type=call&record_id=%s&actor=scheduler",
+              id);
+    json_t *audit = s_call_json ("GET", query, s_intake->admin_token, NULL, NULL, 200);
+    assert_int_equal (json_array_size (json_object_get (audit, "items")), 1);
+    json_decref (audit);
+}
+
 static int
 s_setup (void **state)
 {
@@ -224,6 +278,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_request_and_answers),
         cmocka_unit_test (test_idempotency_and_audit),
+        cmocka_unit_test (test_delivery_for_a_call),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
