@@ -256,7 +256,7 @@ s_sweep_entry (gl_outbox_t *self, const char *field, const char *text, size_t le
             rc = -1;
         else {
             if (!found)
-                gl_info ("outbox: %s %s delivered by the sweep", ev->type, ev->id);
+                gl_debug ("outbox: %s %s delivered by the sweep", ev->type, ev->id);
             redisReply *r = gl_redis_cmd (self->redis, "HDEL %s %s", self->key, ev->id);
             rc = r && r->type == REDIS_REPLY_INTEGER ? 1 : -1;
             if (r)

@@ -3,6 +3,7 @@
     subscribers' ticks, the timers, the readiness check and the outbox sweep.
 */
 #include "gl/gl_service.h"
+#include "gl/gl_busmetrics.h"
 #include "gl/gl_clock.h"
 #include "gl/gl_log.h"
 #include "gl/gl_logrange.h"
@@ -62,6 +63,8 @@ struct _gl_service_t {
     gl_pub_t *pub;
     gl_rep_t *rep;
     gl_outbox_t *outbox;
+    gl_busmetrics_t *metrics;
+    gl_curve_t *curve;              //  NULL: the bus is plain (GL_BUS_CURVE_CERT not set)
     s_sub_t subs[S_MAX_SUBS];
     size_t nsubs;
     s_timer_t timers[S_MAX_TIMERS];
@@ -110,6 +113,11 @@ s_start_bus (gl_service_t *self, char *err, size_t errlen)
         snprintf (err, errlen, "%s", gl_config_error (config));
         return -1;
     }
+    if (gl_curve_new_from_config (config, &self->curve, err, errlen) != 0)
+        return -1;
+    opts.curve = self->curve;
+    if (self->curve)
+        gl_info ("%s: CURVE is on: bus key %s", self->name, gl_curve_public (self->curve));
     if (source && *source) {
         //  A replica restarted after a crash waits for its old lease to lapse, so that it
         //  continues its own log rather than taking another name.
@@ -121,7 +129,7 @@ s_start_bus (gl_service_t *self, char *err, size_t errlen)
     if (!self->pub)
         return -1;
 
-    self->rep = gl_rep_new (router);
+    self->rep = gl_rep_new_curve (router, self->curve);
     if (!self->rep) {
         snprintf (err, errlen, "cannot bind the request socket on %s", router);
         return -1;
@@ -154,7 +162,8 @@ s_start_bus (gl_service_t *self, char *err, size_t errlen)
     char metrics[S_NAME_MAX + 16];
     snprintf (metrics, sizeof metrics, "greenline_%s", self->name);
     self->outbox = gl_outbox_new (self->redis, self->pub, self->outbox_key, metrics);
-    if (!self->outbox) {
+    self->metrics = gl_busmetrics_new (self->name);
+    if (!self->outbox || !self->metrics) {
         snprintf (err, errlen, "out of memory");
         return -1;
     }
@@ -241,10 +250,12 @@ gl_service_destroy (gl_service_t **self_p)
     for (size_t i = 0; i < self->nclients; i++)
         gl_req_destroy (&self->clients[i].req);
     gl_outbox_destroy (&self->outbox);
+    gl_busmetrics_destroy (&self->metrics);
     gl_rep_destroy (&self->rep);
     gl_pub_destroy (&self->pub);
     gl_redis_destroy (&self->redis);
     gl_health_destroy (&self->health);
+    gl_curve_destroy (&self->curve);
     gl_config_destroy (&self->config);
     if (self->sfd >= 0)
         close (self->sfd);
@@ -334,9 +345,13 @@ gl_service_subscribe_opts (gl_service_t *self, const char *group, const gl_sub_o
     gl_sub_opts_t o = *opts;
     if (!o.endpoints)
         o.endpoints = gl_config_str (self->config, "GL_BUS_PUB_ENDPOINTS", "");
+    if (!o.curve)
+        o.curve = self->curve;
     gl_sub_t *sub = gl_sub_new (self->redis, group ? group : self->name, &o, fn, arg, err, errlen);
     if (!sub)
         return NULL;
+    //  The metrics keep the group's name: a string that lives as long as the service.
+    gl_busmetrics_watch_sub (self->metrics, group ? group : self->name, sub);
     self->subs[self->nsubs].sub = sub;
     self->subs[self->nsubs].due = 0;
     self->nsubs++;
@@ -403,7 +418,7 @@ s_client (gl_service_t *self, const char *name)
     snprintf (key, sizeof key, "GL_ENDPOINT_%s", upper);
     const char *endpoint = gl_config_str (self->config, key, NULL);
     if (endpoint && *endpoint) {
-        c->req = gl_req_new (endpoint);
+        c->req = gl_req_new_curve (endpoint, self->curve);
         if (!c->req)
             gl_warn ("%s: %s is not a valid endpoint list: requests to %s answer 503",
                      self->name, key, name);
@@ -600,6 +615,7 @@ gl_service_run (gl_service_t *self)
         }
         if (now >= ready_due) {
             s_check_ready (self);
+            gl_busmetrics_update (self->metrics, self->pub, self->rep);
             ready_due = now + S_READY_MS;
         }
     }

@@ -27,6 +27,7 @@
 #include "gl/gl_log.h"
 #include "gl/gl_logrange.h"
 #include "gl/gl_outbox.h"
+#include "gl/gl_busmetrics.h"
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -171,8 +172,10 @@ s_on_tick (evutil_socket_t fd, short what, void *arg)
         return;
     }
     int64_t since = gl_mono_ms () - self->ready_checked_ms;
-    if (since >= S_READY_EVERY_MS)
+    if (since >= S_READY_EVERY_MS) {
         s_check_ready (self);
+        gl_busmetrics_update (self->busmetrics, self->pub, self->rep);
+    }
     s_on_rep (-1, EV_READ, self);
     int64_t wait = next < S_READY_EVERY_MS ? next : S_READY_EVERY_MS;
     if (wait < 10)
@@ -215,6 +218,7 @@ s_destroy (intake_t **self_p)
     qa_destroy (&self->qa);
     forward_destroy (self);
     gl_outbox_destroy (&self->outbox);
+    gl_busmetrics_destroy (&self->busmetrics);
     if (self->on_pipe)
         event_free (self->on_pipe);
     if (self->on_rep)
@@ -317,7 +321,8 @@ s_start_bus (intake_t *self, const s_settings_t *set, char *err, size_t errlen)
     }
     self->outbox = gl_outbox_new (self->redis, self->pub, "intake:{intake}:outbox",
                                   "greenline_intake");
-    if (!self->outbox) {
+    self->busmetrics = gl_busmetrics_new (INTAKE_SERVICE);
+    if (!self->outbox || !self->busmetrics) {
         snprintf (err, errlen, "out of memory");
         return -1;
     }

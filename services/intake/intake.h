@@ -46,11 +46,12 @@ struct _intake_t {
     struct _contacts_t *contacts;   //  contacts, taxonomy, the outbox (contacts.h)
     struct _calls_t *calls;         //  the live call queue and agent states (calls.h)
     struct _callers_t *callers;     //  case extract, verification, change requests (callers.h)
-    struct _complaints_t *complaints; //  complaints and feedback settings (complaints.h)
+    struct _complaints_t *complaints; //  complaints: settings, deadline sweep (complaints.h)
     struct _kb_t *kb;               //  the knowledge base: expiry sweep (kb.h)
     struct _qa_t *qa;               //  QA scorecards (qa.h)
     struct _forward_t *forward;     //  routes answered by other services (forward.h)
     struct _gl_outbox_t *outbox;    //  intake:{intake}:outbox: records and their events (gl_outbox.h)
+    struct _gl_busmetrics_t *busmetrics;    //  the bus figures for /metrics (gl_busmetrics.h)
     const char *version;            //  this build's version string
     int64_t started_ms;             //  gl_mono_ms () at start
     char *console_dir;              //  static files, resolved; NULL when missing (404s)

@@ -9,6 +9,7 @@
 #include "gl/gl_log.h"
 #include "gl/gl_service.h"
 #include "gl_testenv.h"
+#include "gl_testhttp.h"
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -24,6 +25,7 @@ static atomic_int s_ticks;
 static atomic_int s_state;          //  0 starting, 1 running, 2 failed to start, 3 stopped
 static atomic_int s_rc = -1;
 static char s_router[256];
+static atomic_int s_health_port;
 static pthread_t s_thread;
 
 //  demo.ping -> write demo:{svc}:seen:<n> and stage demo.pong in the outbox, in the same commit.
@@ -74,6 +76,7 @@ s_run (void *arg)
         return NULL;
     }
     snprintf (s_router, sizeof s_router, "%s", gl_rep_endpoint (gl_service_rep (svc)));
+    atomic_store (&s_health_port, gl_health_port (gl_service_health (svc)));
     if (gl_service_on (svc, "svc.echo", s_echo, svc) != 0
         || !gl_service_subscribe (svc, NULL, "demo.", 0, s_apply, svc, err, sizeof err)
         || gl_service_every (svc, 50, s_tick, NULL) != 0) {
@@ -199,6 +202,26 @@ test_service (void **state)
     json_decref (body);
     gl_reply_clear (&reply);
     gl_req_destroy (&client);
+
+    //  The bus figures reach /metrics (updated about once a second by the loop). The service
+    //  applies "demo." events from every source, its own too: 16 pings, 16 pongs, the leftover;
+    //  it skips 4 other.thing and its own service.started.
+    const char *want = "greenline_bus_applied_total{service=\"svc\",group=\"svc\"} 33";
+    bool seen = false;
+    int tries = 0;
+    while (!seen) {
+        static const char get[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        gl_test_resp_t resp = gl_test_http_raw (atomic_load (&s_health_port), get, sizeof get - 1);
+        seen = resp.status == 200 && strstr (resp.body, want)
+               && strstr (resp.body, "greenline_bus_skipped_total{service=\"svc\",group=\"svc\"} 5")
+               && strstr (resp.body, "greenline_bus_requests_total{service=\"svc\"}");
+        if (!seen && ++tries % 50 == 0)
+            fprintf (stderr, "waiting for the metrics; they are now:\n%s\n",
+                     resp.body ? resp.body : "(none)");
+        gl_test_http_free (&resp);
+        if (!seen)
+            gl_sleep_ms (100);
+    }
 
     //  Timers run.
     while (atomic_load (&s_ticks) < 3)
