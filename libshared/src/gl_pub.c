@@ -57,6 +57,10 @@ s_bind (gl_pub_t *self, char *err, size_t errlen)
     }
     zsock_set_sndhwm (self->sock, self->opts.sndhwm);
     zsock_set_linger (self->sock, 0);
+    if (self->opts.curve && gl_curve_server (self->opts.curve, self->sock) != 0) {
+        snprintf (err, errlen, "CURVE: the publisher needs an allow directory");
+        return -1;
+    }
     if (zsock_bind (self->sock, "%s", self->opts.bind) < 0) {
         snprintf (err, errlen, "cannot bind PUB %s: %s", self->opts.bind, zmq_strerror (errno));
         return -1;

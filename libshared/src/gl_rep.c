@@ -89,6 +89,12 @@ s_item_destroy (s_item_t **item_p)
 gl_rep_t *
 gl_rep_new (const char *bind_endpoint)
 {
+    return gl_rep_new_curve (bind_endpoint, NULL);
+}
+
+gl_rep_t *
+gl_rep_new_curve (const char *bind_endpoint, gl_curve_t *curve)
+{
     assert (bind_endpoint);
     gl_rep_t *self = calloc (1, sizeof (gl_rep_t));
     if (!self)
@@ -111,6 +117,10 @@ gl_rep_new (const char *bind_endpoint)
     zsock_set_router_mandatory (self->sock, 0);
     zsock_set_sndtimeo (self->sock, 0);
     zsock_set_rcvtimeo (self->sock, 0);
+    if (curve && gl_curve_server (curve, self->sock) != 0) {
+        gl_rep_destroy (&self);
+        return NULL;
+    }
     if (zsock_bind (self->sock, "%s", bind_endpoint) < 0) {
         gl_error ("rep: cannot bind %s: %s", bind_endpoint, zmq_strerror (errno));
         gl_rep_destroy (&self);

@@ -58,6 +58,12 @@ gl_req_key_valid (const char *s)
 gl_req_t *
 gl_req_new (const char *endpoint)
 {
+    return gl_req_new_curve (endpoint, NULL);
+}
+
+gl_req_t *
+gl_req_new_curve (const char *endpoint, gl_curve_t *curve)
+{
     assert (endpoint);
     gl_req_t *self = calloc (1, sizeof (gl_req_t));
     if (!self)
@@ -78,8 +84,14 @@ gl_req_new (const char *endpoint)
     zsock_set_maxmsgsize (self->sock, (int) self->limits.max_bytes);
     zsock_set_sndtimeo (self->sock, 0);
     zsock_set_rcvtimeo (self->sock, 0);
-    if (zsock_connect (self->sock, "%s", endpoint) != 0) {
-        gl_warn ("req: cannot connect to %s", endpoint);
+    //  An endpoint list, or one that names a server key, goes through gl_curve (which drops the
+    //  key when curve is NULL); a single plain endpoint is connected as it always was.
+    char err[256] = "";
+    int rc = curve || strchr (endpoint, '#') || strchr (endpoint, ',')
+                 ? gl_curve_connect (curve, self->sock, endpoint, err, sizeof err)
+                 : zsock_connect (self->sock, "%s", endpoint);
+    if (rc != 0) {
+        gl_warn ("req: cannot connect to %s%s%s", endpoint, *err ? ": " : "", err);
         gl_req_destroy (&self);
         return NULL;
     }

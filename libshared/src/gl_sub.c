@@ -164,6 +164,11 @@ gl_sub_new (gl_redis_t *redis, const char *group, const gl_sub_opts_t *opts, gl_
     self->tx = gl_tx_new ();
     self->sources = calloc (GL_SUB_MAX_SOURCES, sizeof (s_source_t));
     assert (self->tx && self->sources);
+    if (self->opts.curve && self->endpoints
+        && gl_curve_check_endpoints (self->opts.curve, self->endpoints, err, errlen) != 0) {
+        gl_sub_destroy (&self);
+        return NULL;
+    }
     redisReply *r = gl_redis_cmd (redis, "SADD gl:consumers %s", group);
     if (!r) {
         snprintf (err, errlen, "redis unreachable: %s", gl_redis_errstr (redis));
@@ -590,8 +595,10 @@ s_activate (gl_sub_t *self)
         zsock_set_rcvhwm (self->sock, self->opts.rcvhwm);
         zsock_set_linger (self->sock, 0);
         zsock_set_subscribe (self->sock, "");
-        if (zsock_attach (self->sock, self->endpoints, false) != 0)
-            gl_error ("bus: %s: cannot connect to some of its endpoints", self->group);
+        char err[256];
+        if (gl_curve_connect (self->opts.curve, self->sock, self->endpoints, err, sizeof err)
+            != 0)
+            gl_error ("bus: %s: cannot connect to some of its endpoints: %s", self->group, err);
     }
     if (s_reload (self) != 0) {
         zsock_destroy (&self->sock);

@@ -16,6 +16,7 @@
 */
 #ifndef GL_PUB_H
 #define GL_PUB_H
+#include "gl/gl_curve.h"
 #include "gl/gl_event.h"
 #include "gl/gl_redis.h"
 #include <czmq.h>
@@ -32,6 +33,7 @@ typedef struct {
     int sndhwm;             //  PUB send high-water mark, frames (default 100000)
     int wait_replicas;      //  for GL_PUB_CRITICAL sends: replicas to WAIT for (default 1)
     int64_t wait_replicas_ms;   //  WAIT timeout (default 500)
+    gl_curve_t *curve;      //  borrowed: PUB is a CURVE server with it (NULL: plain, default)
 } gl_pub_opts_t;
 
 //  Send flags.

@@ -35,6 +35,7 @@
 */
 #ifndef GL_REP_H
 #define GL_REP_H
+#include "gl/gl_curve.h"
 #include "gl/gl_id.h"
 #include "gl/gl_redis.h"
 #include "gl/gl_req.h"
@@ -97,6 +98,10 @@ typedef struct _gl_rep_t gl_rep_t;
 //  port, see gl_rep_endpoint), bounded HWMs, a maximum request size, ZMQ_ROUTER_MANDATORY off
 //  (a reply to a client that went away is dropped). NULL when the bind fails.
 gl_rep_t *gl_rep_new (const char *bind_endpoint);
+
+//  Same, the ROUTER being a CURVE server with curve's certificate (borrowed; only clients whose
+//  key it allows get in). curve NULL: gl_rep_new.
+gl_rep_t *gl_rep_new_curve (const char *bind_endpoint, gl_curve_t *curve);
 
 //  Close the socket, drop queued requests, free; *self_p becomes NULL. The Redis connection given
 //  to gl_rep_set_idempotency is not destroyed.

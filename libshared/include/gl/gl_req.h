@@ -16,6 +16,7 @@
 */
 #ifndef GL_REQ_H
 #define GL_REQ_H
+#include "gl/gl_curve.h"
 #include "gl/gl_id.h"
 #include <jansson.h>
 #include <stdbool.h>
@@ -43,10 +44,17 @@ typedef struct {
 
 typedef struct _gl_req_t gl_req_t;
 
-//  New client: a DEALER connected to endpoint (e.g. "tcp://scheduler:7102"), with ZMQ_LINGER 0,
-//  ZMQ_IMMEDIATE (a request is never queued for a server that is not connected), bounded
-//  high-water marks and a maximum reply size. NULL if the endpoint is malformed.
+//  New client: a DEALER connected to endpoint (e.g. "tcp://scheduler:7102"; a comma-separated
+//  list connects to every replica, and each call goes to one of those connected), with
+//  ZMQ_LINGER 0, ZMQ_IMMEDIATE (a request is never queued for a server that is not connected),
+//  bounded high-water marks and a maximum reply size. NULL if the endpoint is malformed.
 gl_req_t *gl_req_new (const char *endpoint);
+
+//  Same as a CURVE client with curve's certificate (borrowed); endpoint names the server's key
+//  ("tcp://scheduler:7112#scheduler", see gl_curve.h). A server that does not allow our key never
+//  completes the connection: calls answer 504 "timeout" (never sent). curve NULL: gl_req_new,
+//  except that a '#server' suffix is dropped with a warning.
+gl_req_t *gl_req_new_curve (const char *endpoint, gl_curve_t *curve);
 
 //  Close the socket (queued requests are dropped) and free; *self_p becomes NULL.
 void gl_req_destroy (gl_req_t **self_p);

@@ -35,6 +35,9 @@
       GL_BUS_IDEM_TTL_MS    how long stored replies to requests are kept (86400000)
       GL_ENDPOINT_<NAME>    ROUTER endpoint(s) of service NAME (upper case), for gl_service_client
       GL_<NAME>_TIMEOUT_MS  how long gl_service_call waits for service NAME (2000)
+      GL_BUS_CURVE_CERT, GL_BUS_CURVE_ALLOW, GL_BUS_CURVE_SERVERS, GL_BUS_CURVE_VERBOSE
+                            CurveZMQ on the PUB, ROUTER, SUB and request sockets (gl_curve.h);
+                            with it, endpoints name their server's key ("tcp://h:7112#scheduler")
     Keys: "<name>:{<name>}:idem:" (stored replies), "<name>:{<name>}:outbox" (the outbox).
 */
 #ifndef GL_SERVICE_H

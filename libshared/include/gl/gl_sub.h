@@ -27,6 +27,7 @@
 #ifndef GL_SUB_H
 #define GL_SUB_H
 #include "gl/gl_buslog.h"
+#include "gl/gl_curve.h"
 #include "gl/gl_event.h"
 #include "gl/gl_redis.h"
 #include <czmq.h>
@@ -48,6 +49,9 @@ typedef struct {
     int64_t silent_ms;      //  a source with no heartbeat for this long is reported (default 5000)
     uint64_t lag_warn;      //  events behind a source before a loud warning (default 10000)
     bool manual_checkpoint; //  cursors in memory only; see gl_sub_checkpoint
+    gl_curve_t *curve;      //  borrowed: connect as a CURVE client; each endpoint then names
+                            //  its server's key ("tcp://h:7101#intake", see gl_curve.h).
+                            //  NULL: plain (default)
 } gl_sub_opts_t;
 
 typedef struct {
