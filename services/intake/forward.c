@@ -84,7 +84,7 @@ s_client (intake_t *intake, const char *service)
     snprintf (key, sizeof key, "GL_ENDPOINT_%s", upper);
     const char *endpoint = gl_config_str (intake->config, key, NULL);
     if (endpoint && *endpoint) {
-        c->req = gl_req_new (endpoint);
+        c->req = gl_req_new_curve (endpoint, intake->curve);
         if (!c->req)
             gl_warn ("forward: %s is not a valid endpoint list: %s answers 503", key, service);
     }

@@ -65,6 +65,7 @@ s_routes (intake_t *self)
     api_reporting_routes (self);
     api_scheduler_routes (self);
     api_notifier_routes (self);
+    api_retention_routes (self);    //  and the purge timer (retention.h)
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -227,6 +228,7 @@ s_destroy (intake_t **self_p)
         event_free (self->on_tick);
     gl_rep_destroy (&self->rep);
     gl_pub_destroy (&self->pub);
+    gl_curve_destroy (&self->curve);    //  after every socket that borrows it
     gl_redis_destroy (&self->redis);
     gl_health_destroy (&self->health);
     if (self->base)
@@ -293,6 +295,12 @@ s_start_bus (intake_t *self, const s_settings_t *set, char *err, size_t errlen)
     gl_pub_opts_t opts;
     gl_pub_opts_default (&opts);
     opts.bind = set->pub_bind;
+    //  CurveZMQ, when GL_BUS_CURVE_CERT is set (gl_curve.h; docs/operations/deployment.md).
+    if (gl_curve_new_from_config (self->config, &self->curve, err, errlen) != 0)
+        return -1;
+    opts.curve = self->curve;
+    if (self->curve)
+        gl_info ("intake: CURVE is on: bus key %s", gl_curve_public (self->curve));
     if (set->source && *set->source) {
         //  A replica restarted after a crash waits for its old lease to expire, so that it
         //  continues its own log rather than taking another name.
@@ -305,7 +313,7 @@ s_start_bus (intake_t *self, const s_settings_t *set, char *err, size_t errlen)
     if (!self->pub)
         return -1;
 
-    self->rep = gl_rep_new (set->router_bind);
+    self->rep = gl_rep_new_curve (set->router_bind, self->curve);
     if (!self->rep) {
         snprintf (err, errlen, "cannot bind the request socket on %s", set->router_bind);
         return -1;

@@ -52,6 +52,7 @@ struct _intake_t {
     struct _forward_t *forward;     //  routes answered by other services (forward.h)
     struct _gl_outbox_t *outbox;    //  intake:{intake}:outbox: records and their events (gl_outbox.h)
     struct _gl_busmetrics_t *busmetrics;    //  the bus figures for /metrics (gl_busmetrics.h)
+    struct _gl_curve_t *curve;      //  CurveZMQ on the bus, or NULL (GL_BUS_CURVE_CERT unset)
     const char *version;            //  this build's version string
     int64_t started_ms;             //  gl_mono_ms () at start
     char *console_dir;              //  static files, resolved; NULL when missing (404s)
@@ -100,6 +101,7 @@ void api_kb_routes (intake_t *intake);
 void api_qa_routes (intake_t *intake);
 void api_scheduler_routes (intake_t *intake);
 void api_notifier_routes (intake_t *intake);
+void api_retention_routes (intake_t *intake);
 
 //  Intake part two (complaints.h, kb.h, qa.h): new (NULL with the reason in err) and destroy.
 struct _complaints_t *complaints_new (intake_t *intake, char *err, size_t errlen);
