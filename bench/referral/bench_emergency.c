@@ -6,7 +6,7 @@
     figures (p50, p99, max, background rate) are printed, not asserted: a test must not fail on
     timing. What is asserted: every emergency's alarm arrives, once.
 
-    ctest: timeout=300 labels=nosan */
+    Run: bench/referral/run.sh (not part of ctest: benchmarks live in bench/). */
 #include "gl/gl_clock.h"
 #include "gl/gl_event.h"
 #include "gl/gl_id.h"
