@@ -22,7 +22,8 @@
 #
 #  Environment: GL_BENCH_BUILD (default build/bench; RelWithDebInfo), GL_BENCH_OUT (the folder
 #  for raw output; default a new /tmp/gl-intake-bench-*), GREENLINE_NO_INSTALL=1 to refuse to
-#  apt-get missing packages. See bench/intake/README.md.
+#  apt-get missing packages, GL_INTAKE_SESSION_CACHE_MS passed to gl-intake when set (0: measure
+#  without the session cache). See bench/intake/README.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -102,14 +103,20 @@ cleanup () {
 }
 trap cleanup EXIT
 
+#  Ports below the kernel's ephemeral range (other processes' outgoing connections take those
+#  at any moment, and one did take a port between our check and intake's bind), each used once.
+#  free_port sets PORT (not $(...): a subshell would forget USED_PORTS).
 USED_PORTS=" "
+read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LOW=32768
+PORT_HIGH=$((EPHEMERAL_LOW - 1))
+((PORT_HIGH > 12000)) || PORT_HIGH=59999
 free_port () {
     local p
-    for p in $(shuf -i 20000-59999 -n 100); do
+    for p in $(shuf -i 10000-"$PORT_HIGH" -n 100); do
         [[ $USED_PORTS == *" $p "* ]] && continue
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
             USED_PORTS+="$p "
-            echo "$p"
+            PORT=$p
             return 0
         fi
     done
@@ -124,7 +131,7 @@ wait_http () {    #  url [seconds]
     die "nothing answers at $1"
 }
 
-REDIS_PORT=$(free_port)
+free_port; REDIS_PORT=$PORT
 #  Automatic AOF rewrites and RDB saves off, so no fork lands inside a row.
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP" --appendonly yes \
     --appendfsync everysec --auto-aof-rewrite-percentage 0 --save "" --daemonize no \
@@ -136,7 +143,7 @@ for _ in $(seq 100); do [[ "$(rcli PING 2>/dev/null)" == PONG ]] && break; sleep
 [[ "$(rcli PING 2>/dev/null)" == PONG ]] \
     || die "redis-server did not start on port $REDIS_PORT: $(tail -3 "$TMP/redis.log" 2>/dev/null)"
 
-NGINX_PORT=$(free_port)
+free_port; NGINX_PORT=$PORT
 mkdir -p "$TMP/nginx"
 #  One worker (compared with one-thread servers), no access log, keep-alive without a request
 #  limit (nginx's default closes a connection after 1,000 requests; the others never do).
@@ -168,17 +175,17 @@ nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
 NGINX_PID=$!
 PIDS+=("$NGINX_PID")
 
-EVHTTP_PORT=$(free_port)
+free_port; EVHTTP_PORT=$PORT
 "$BIN/intake_evhttp_hello" "$EVHTTP_PORT" &
 EVHTTP_PID=$!
 PIDS+=("$EVHTTP_PID")
-MHD_PORT=$(free_port)
+free_port; MHD_PORT=$PORT
 "$BIN/intake_mhd_hello" "$MHD_PORT" epoll &
 MHD_PID=$!
 PIDS+=("$MHD_PID")
 
-HTTP_PORT=$(free_port)
-HEALTH_PORT=$(free_port)
+free_port; HTTP_PORT=$PORT
+free_port; HEALTH_PORT=$PORT
 ADMIN_PASS=bench-admin-password
 #  Production settings except: a cheap Argon2 cost (only logins pay it, and the benchmark logs in
 #  51 users before it starts), sessions that do not expire during the run, and room for the
@@ -192,6 +199,7 @@ env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
     GL_INTAKE_ARGON2_OPSLIMIT=1 GL_INTAKE_ARGON2_MEMLIMIT=8192 \
     GL_INTAKE_SESSION_IDLE_S=86400 GL_INTAKE_SESSION_MAX_S=86400 \
     GL_INTAKE_QUEUE_MAX=100000 GL_INTAKE_PHONE_COUNTRY_CODE=962 \
+    ${GL_INTAKE_SESSION_CACHE_MS:+GL_INTAKE_SESSION_CACHE_MS="$GL_INTAKE_SESSION_CACHE_MS"} \
     "$INTAKE" >"$OUT/intake.log" 2>&1 &
 INTAKE_PID=$!
 PIDS+=("$INTAKE_PID")
@@ -481,6 +489,19 @@ for fsync in everysec always; do
     [[ -s $f && ${n:-0} -gt 0 ]] || continue
     echo "- $fsync: $(tr -d '\r' <"$f" | grep '^cmdstat_' | sed 's/^cmdstat_//; s/:calls=/ /; s/,usec=/ /; s/,.*//' \
         | awk -v n="$n" '{ t += $3; if ($3 / n >= 1) s = s sprintf("%s %.0f, ", $1, $3 / n) } END { printf "total %.0f µs: %s", t / n, substr(s, 1, length(s) - 2) }')"
+done
+echo
+echo "Round trips per contact write under load (INFO commandstats of the wrk rows: calls per 201):"
+for fsync in everysec always; do
+    f=$OUT/contacts-$fsync.cmdstats
+    n=$(kv "$(get "contacts-$fsync")" ok)
+    [[ -s $f && ${n:-0} -gt 0 ]] || continue
+    #  EVALSHA: the create scripts plus the bus appends; HDEL: one per outbox batch; HMGET: the
+    #  session reads (2 per read; the session cache makes them rare).
+    echo "- $fsync: $(tr -d '\r' <"$f" | grep -E '^cmdstat_(evalsha|hdel|hmget):' | sed 's/^cmdstat_//; s/:calls=/ /; s/,.*//' \
+        | awk -v n="$n" '{ c[$1] = $2 } END { h = c["hdel"];
+            printf "evalsha %.2f, hdel %.3f, hmget %.3f; outbox batches: %d for %d writes (%.1f events each)",
+                c["evalsha"] / n, h / n, c["hmget"] / n, h, n, (h > 0 ? n / h : 0) }')"
 done
 if ((PROFILE)) && [[ -s $OUT/perf-top.txt ]]; then
     echo
