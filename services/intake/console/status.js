@@ -1,25 +1,18 @@
-// Greenline console: the status page. Shows /health and /ready of the intake service and
-// refreshes them. Text only (textContent), never HTML from a response.
+// Greenline console: the service status line at the foot of every page. Shows /health and
+// /ready of the intake service and refreshes them every 5 seconds. Text only (textContent),
+// never HTML from a response.
 "use strict";
 
+import { t, onLanguage, fmtClock } from "./js/i18n.js";
+import { report } from "./js/api.js";
+
 const REFRESH_MS = 5000;
-let reported = false;
+let last = null;
 
 function show(id, text, state) {
   const el = document.getElementById(id);
   el.textContent = text;
   el.className = state;
-}
-
-// Count a failure of this page at the API (codes only), once per page load.
-function report(kind) {
-  if (reported) return;
-  reported = true;
-  fetch("/api/v1/console/errors", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ kind: kind, view: "status" }),
-  }).catch(() => {});
 }
 
 async function probe(path) {
@@ -32,28 +25,30 @@ async function probe(path) {
   }
 }
 
-async function refresh() {
-  const health = await probe("/health");
+function draw() {
+  if (!last) return;
+  const { health, ready } = last;
   if (health.status === 200) {
-    show("health", "alive, up " + health.body.uptime_s + " s", "ok");
-    document.getElementById("instance").textContent = health.body.instance || "–";
+    show("health", t("status.alive", { uptime: health.body.uptime_s }), "ok");
+    document.getElementById("instance").textContent = health.body.instance || "";
   } else {
-    show("health", health.status ? "HTTP " + health.status : "no answer", "bad");
-    if (health.status === 0) report("network");
+    show("health", health.status ? t("error.http", { status: health.status }) : t("status.no_answer"), "bad");
   }
-  const ready = await probe("/ready");
-  if (ready.status === 200) {
-    show("ready", "ready", "ok");
-  } else if (ready.status === 503) {
-    show("ready", "not ready: " + (ready.body.reason || "unknown reason"), "bad");
-  } else {
-    show("ready", ready.status ? "HTTP " + ready.status : "no answer", "bad");
-    if (ready.status >= 500) report("api");
-  }
-  document.getElementById("checked").textContent =
-    "Last checked " + new Date().toLocaleTimeString() + ".";
+  if (ready.status === 200) show("ready", t("status.ready"), "ok");
+  else if (ready.status === 503) show("ready", t("status.not_ready", { reason: ready.body.reason || "?" }), "bad");
+  else show("ready", ready.status ? t("error.http", { status: ready.status }) : t("status.no_answer"), "bad");
+  document.getElementById("checked").textContent = t("status.checked", { time: fmtClock(Date.now()) });
 }
 
-window.addEventListener("error", () => report("script"));
+async function refresh() {
+  const health = await probe("/health");
+  const ready = await probe("/ready");
+  if (health.status === 0) report("network");
+  else if (ready.status >= 500 && ready.status !== 503) report("api");
+  last = { health, ready };
+  draw();
+}
+
+onLanguage(draw);
 refresh();
 setInterval(refresh, REFRESH_MS);
