@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -422,4 +423,79 @@ gl_log_trim (gl_redis_t *redis, const char *src, const char *archive_dir, uint64
     if (r)
         freeReplyObject (r);
     return trimmed;
+}
+
+//  The ts of the last record of an archive file. 0, or -1 when it cannot be read.
+static int
+s_archive_last_ts (const char *path, int64_t *ts)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file)
+        return -1;
+    long last = -1;
+    uint32_t last_len = 0;
+    unsigned char hdr[4];
+    while (fread (hdr, 1, 4, file) == 4) {
+        uint32_t len = (uint32_t) hdr[0] << 24 | (uint32_t) hdr[1] << 16 | (uint32_t) hdr[2] << 8
+                     | hdr[3];
+        long at = ftell (file);
+        if (len == 0 || len > (64u << 20) || at < 0 || fseek (file, (long) len, SEEK_CUR) != 0)
+            break;
+        last = at;
+        last_len = len;
+    }
+    int rc = -1;
+    if (last >= 0 && fseek (file, last, SEEK_SET) == 0) {
+        char *buf = malloc (last_len);
+        if (buf && fread (buf, 1, last_len, file) == last_len) {
+            gl_event_err_t why;
+            gl_event_t *ev = gl_event_decode (buf, last_len, &why, NULL, 0);
+            if (ev) {
+                *ts = ev->ts;
+                rc = 0;
+                gl_event_destroy (&ev);
+            }
+        }
+        free (buf);
+    }
+    fclose (file);
+    return rc;
+}
+
+int64_t
+gl_log_archive_purge (const char *archive_dir, const char *src, int64_t cutoff_ms,
+                      int64_t *kept)
+{
+    assert (archive_dir && src);
+    if (kept)
+        *kept = 0;
+    if (!gl_event_src_valid (src))
+        return -1;
+    char dir[1024];
+    snprintf (dir, sizeof dir, "%s/%s", archive_dir, src);
+    DIR *d = opendir (dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    int64_t removed = 0, left = 0;
+    struct dirent *de;
+    while ((de = readdir (d))) {
+        size_t n = strlen (de->d_name);
+        if (n < 6 || strcmp (de->d_name + n - 5, ".glog") != 0)
+            continue;
+        char path[1400];
+        snprintf (path, sizeof path, "%s/%s", dir, de->d_name);
+        int64_t ts = 0;
+        if (s_archive_last_ts (path, &ts) != 0) {
+            gl_warn ("bus: archive %s has no readable last record; left for an operator", path);
+            left++;
+        }
+        else if (ts < cutoff_ms && unlink (path) == 0)
+            removed++;
+        else
+            left++;
+    }
+    closedir (d);
+    if (kept)
+        *kept = left;
+    return removed;
 }

@@ -88,4 +88,14 @@ int gl_cursors_load (gl_redis_t *redis, const char *group, gl_cursor_fn *fn, voi
 //  -1 on failure (nothing trimmed).
 int64_t gl_log_trim (gl_redis_t *redis, const char *src, const char *archive_dir, uint64_t keep);
 
+//  Retention of archives: remove every archive file of src under archive_dir
+//  (archive_dir/<src>/<first>-<last>.glog, written by gl_log_trim) whose newest event (the ts of
+//  its last record, on the business clock) is before cutoff_ms, so no archived event outlives
+//  its retention period. A file whose last record cannot be read is left alone and logged
+//  (an operator looks at it). A missing folder purges nothing. Returns the number of files
+//  removed, or -1 when the folder cannot be read. *kept (when not NULL) gets the number of
+//  archive files left.
+int64_t gl_log_archive_purge (const char *archive_dir, const char *src, int64_t cutoff_ms,
+                              int64_t *kept);
+
 #endif
