@@ -24,6 +24,12 @@ struct _gl_outbox_t {
     uint64_t staged;
     gl_metric_t *m_pending;     //  entries seen but not delivered by the last sweep
     gl_metric_t *m_swept;       //  entries the sweep delivered (their first send failed)
+    //  Events deferred to the next flush, in order (gl_outbox_defer).
+    gl_event_t *queue[GL_OUTBOX_BATCH_MAX];
+    int queue_flags[GL_OUTBOX_BATCH_MAX];
+    size_t queued;
+    gl_outbox_wake_fn *wake;
+    void *wake_arg;
 };
 
 gl_outbox_t *
@@ -55,7 +61,15 @@ void
 gl_outbox_destroy (gl_outbox_t **self_p)
 {
     assert (self_p);
-    free (*self_p);
+    gl_outbox_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->queued)
+        gl_info ("outbox: %zu deferred event(s) not flushed; the sweep will deliver them",
+                 self->queued);
+    for (size_t i = 0; i < self->queued; i++)
+        gl_event_destroy (&self->queue[i]);
+    free (self);
     *self_p = NULL;
 }
 
@@ -108,10 +122,110 @@ gl_outbox_stage (gl_outbox_t *self, gl_tx_t *tx, const gl_event_t *ev, int flags
     return rc;
 }
 
+//  --------------------------------------------------------------------------------------------
+//  Batched delivery
+
+void
+gl_outbox_set_wake (gl_outbox_t *self, gl_outbox_wake_fn *wake, void *arg)
+{
+    assert (self);
+    self->wake = wake;
+    self->wake_arg = arg;
+}
+
+size_t
+gl_outbox_deferred (gl_outbox_t *self)
+{
+    assert (self);
+    return self->queued;
+}
+
+//  Publish queue[from .. from + n) (same flags) in one append, then delete their entries in
+//  one HDEL. 0, or -1 when the append failed (the entries stay for the sweep).
+static int
+s_flush_run (gl_outbox_t *self, size_t from, size_t n)
+{
+    gl_event_t **evs = self->queue + from;
+    int flags = self->queue_flags[from];
+    int rc = gl_pub_send_batch (self->pub, evs, n, flags);
+    if (rc != 0) {
+        gl_warn ("outbox: %zu event(s) left in the outbox (%s); the sweep will deliver them", n,
+                 rc == GL_PUB_FENCED ? "source name taken over" : "redis unreachable");
+        return -1;
+    }
+    const char *argv[2 + GL_OUTBOX_BATCH_MAX];
+    argv[0] = "HDEL";
+    argv[1] = self->key;
+    for (size_t i = 0; i < n; i++)
+        argv[2 + i] = evs[i]->id;
+    redisReply *r = gl_redis_cmdargv (self->redis, (int) (2 + n), argv, NULL);
+    if (!r || r->type == REDIS_REPLY_ERROR)
+        //  Harmless: the sweep finds the events in the log and only deletes the entries.
+        gl_warn ("outbox: %zu event(s) published, their outbox entries not yet cleared", n);
+    if (r)
+        freeReplyObject (r);
+    return 0;
+}
+
+int
+gl_outbox_flush (gl_outbox_t *self)
+{
+    assert (self);
+    int published = 0;
+    bool failed = false;
+    size_t from = 0;
+    while (from < self->queued && !failed) {
+        size_t n = 1;
+        while (from + n < self->queued && self->queue_flags[from + n] == self->queue_flags[from])
+            n++;
+        if (s_flush_run (self, from, n) == 0)
+            published += (int) n;
+        else
+            failed = true;      //  keep the order: what follows waits for the sweep too
+        from += n;
+    }
+    for (size_t i = 0; i < self->queued; i++)
+        gl_event_destroy (&self->queue[i]);
+    self->queued = 0;
+    return failed ? -1 : published;
+}
+
+int
+gl_outbox_defer (gl_outbox_t *self, const gl_event_t *ev, int flags)
+{
+    assert (self && ev && json_is_object (ev->data));
+    if (self->queued == GL_OUTBOX_BATCH_MAX)
+        gl_outbox_flush (self);
+    gl_event_t *copy = gl_event_new (ev->type);
+    json_t *data = json_deep_copy (ev->data);
+    if (!copy || !data) {
+        gl_event_destroy (&copy);
+        json_decref (data);
+        gl_warn ("outbox: %s %s not queued (out of memory); the sweep will deliver it", ev->type,
+                 ev->id);
+        return -1;
+    }
+    memcpy (copy->id, ev->id, sizeof copy->id);
+    copy->ts = ev->ts;
+    gl_event_set_corr (copy, ev->corr);
+    json_decref (copy->data);
+    copy->data = data;
+    self->queue[self->queued] = copy;
+    self->queue_flags[self->queued] = flags;
+    if (self->queued++ == 0 && self->wake)
+        self->wake (self->wake_arg);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Delivery one by one
+
 int
 gl_outbox_deliver (gl_outbox_t *self, gl_event_t *ev, int flags)
 {
     assert (self && ev);
+    if (self->queued)
+        gl_outbox_flush (self);
     int rc = gl_pub_send (self->pub, ev, flags);
     if (rc != 0) {
         gl_warn ("outbox: %s %s left in the outbox (%s); the sweep will deliver it", ev->type,
@@ -273,6 +387,10 @@ int
 gl_outbox_sweep (gl_outbox_t *self)
 {
     assert (self);
+    //  What is queued was not sent yet: sending it from here and again from the queue would
+    //  double it, so the queue goes first.
+    if (self->queued && gl_outbox_flush (self) < 0)
+        return -1;
     char cursor[32] = "0";
     int delivered = 0, seen = 0;
     do {

@@ -573,6 +573,13 @@ s_create (intake_t *intake, http_req_t *req)
     w.idem_key = has_idem ? idem_key : NULL;
     w.idem_value = idem_value;
     w.topcats = s_str (rec, "_topcats") ? s_str (rec, "_topcats") : "";
+    //  The audit entry is written by the same script as the record (one round trip).
+    audit_entry_t audit;
+    if (audit_entry_req (intake, req, "create", "contact", id,
+                         json_is_true (json_object_get (rec, "sensitive")) ? "sensitive" : "",
+                         &audit)
+        == 0)
+        w.audit = &audit;
     int rc = -1;
     char repeat_of[GL_ID_LEN + 1] = "", stored[GL_ID_LEN + CONTACTS_HASH_HEX + 2] = "";
     if (ev && contacts_record_fields (rec, NULL, &set, &del) == 0) {
@@ -600,9 +607,7 @@ s_create (intake_t *intake, http_req_t *req)
         json_object_set_new (rec, "repeat", json_true ());
         json_object_set_new (rec, "repeat_of", json_string (repeat_of));
     }
-    //  The record exists: a failed audit append is logged (by audit) but the contact stands.
-    audit_record_req (intake, req, "create", "contact", id,
-                      json_is_true (json_object_get (rec, "sensitive")) ? "sensitive" : "");
+    //  The record exists: a failed audit append was logged but the contact stands.
     json_t *pub = contacts_public (rec);
     json_decref (rec);
     return http_reply_json (req, 201, pub);

@@ -15,7 +15,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#define S_AUDIT_KEY "intake:{intake}:audit"
+#define S_AUDIT_KEY AUDIT_KEY
 
 //  The request being handled, as the authentication hook saw it (one actor thread per process;
 //  thread-local so that a second actor in one process, as in tests, keeps its own).
@@ -25,16 +25,9 @@ static _Thread_local struct {
     char request_id[GL_ID_LEN + 1];
 } s_current;
 
-static gl_redis_script_t s_append = { .source =
-    "local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
-    "local id = ARGV[1] .. '-0'\n"
-    "if #last > 0 then\n"
-    "  local ms, seq = string.match(last[1][1], '^(%d+)-(%d+)$')\n"
-    "  if tonumber(ms) >= tonumber(ARGV[1]) then\n"
-    "    id = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)\n"
-    "  end\n"
-    "end\n"
-    "return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], id, unpack(ARGV, 3))\n" };
+//  The same function runs inside other scripts (AUDIT_LUA): one format, one id rule.
+static gl_redis_script_t s_append = { .source = AUDIT_LUA
+                                      "return audit_append(KEYS[1], ARGV, 1)\n" };
 
 //  A code: 1..AUDIT_CODE_MAX of [a-z0-9_.-] (empty allowed when may_be_empty).
 static bool
@@ -63,34 +56,57 @@ audit_set_current (intake_t *intake, http_req_t *req, const http_caller_t *calle
     snprintf (s_current.request_id, sizeof s_current.request_id, "%s", id ? id : "");
 }
 
+//  Fill e with an entry's arguments (AUDIT_ARGC strings). 0, or -1 for a malformed code.
 static int
-s_append_entry (intake_t *intake, const http_caller_t *who, const char *request_id,
-                const char *action, const char *record_type, const char *record_id,
-                const char *detail_code)
+s_prepare (intake_t *intake, const http_caller_t *who, const char *request_id,
+           const char *action, const char *record_type, const char *record_id,
+           const char *detail_code, audit_entry_t *e)
 {
-    assert (intake);
+    assert (intake && e);
     if (!s_code_valid (action, false) || !s_code_valid (record_type, false)
         || !s_code_valid (record_id, true) || !s_code_valid (detail_code, true)) {
         gl_error ("audit: refused an entry with a malformed code (a bug in the caller)");
         return -1;
     }
-    char roles[96] = "";
+    e->roles[0] = 0;
     size_t n = 0;
     for (uint32_t bit = GL_ROLE_AGENT; who && bit <= GL_ROLE_API_CLIENT; bit <<= 1) {
         const char *code = (who->roles & bit) ? auth_role_code (bit) : NULL;
         if (code)
-            n += (size_t) snprintf (roles + n, sizeof roles - n, "%s%s", n ? "," : "", code);
+            n += (size_t) snprintf (e->roles + n, sizeof e->roles - n, "%s%s", n ? "," : "",
+                                    code);
     }
-    char now[24], maxlen[24];
-    snprintf (now, sizeof now, "%" PRId64, gl_now_ms ());
-    snprintf (maxlen, sizeof maxlen, "%" PRId64,
-              gl_config_int (intake->config, "GL_INTAKE_AUDIT_MAXLEN", 10000000, 1000,
-                             1000000000));
-    const char *argv[] = { S_AUDIT_KEY, now,    maxlen,      "ts",        now,
-                           "actor",     who ? who->user_id : "", "roles", roles,
-                           "action",    action, "type",      record_type, "id",
-                           record_id ? record_id : "", "detail", detail_code ? detail_code : "",
-                           "req",       request_id ? request_id : "" };
+    snprintf (e->now, sizeof e->now, "%" PRId64, gl_now_ms ());
+    //  Read once per configuration (the profile showed the environment scan on every write).
+    static _Thread_local const gl_config_t *config;
+    static _Thread_local int64_t maxlen;
+    if (config != intake->config) {
+        maxlen = gl_config_int (intake->config, "GL_INTAKE_AUDIT_MAXLEN", 10000000, 1000,
+                                1000000000);
+        config = intake->config;
+    }
+    snprintf (e->maxlen, sizeof e->maxlen, "%" PRId64, maxlen);
+    const char *argv[AUDIT_ARGC] = { e->now,    e->maxlen,   "ts",        e->now,
+                                     "actor",   who ? who->user_id : "", "roles", e->roles,
+                                     "action",  action,      "type",      record_type,
+                                     "id",      record_id ? record_id : "", "detail",
+                                     detail_code ? detail_code : "", "req",
+                                     request_id ? request_id : "" };
+    memcpy (e->argv, argv, sizeof argv);
+    return 0;
+}
+
+static int
+s_append_entry (intake_t *intake, const http_caller_t *who, const char *request_id,
+                const char *action, const char *record_type, const char *record_id,
+                const char *detail_code)
+{
+    audit_entry_t e;
+    if (s_prepare (intake, who, request_id, action, record_type, record_id, detail_code, &e)
+        != 0)
+        return -1;
+    const char *argv[1 + AUDIT_ARGC] = { S_AUDIT_KEY };
+    memcpy (argv + 1, e.argv, sizeof e.argv);
     redisReply *reply = gl_redis_eval (intake->redis, &s_append, 1,
                                        (int) (sizeof argv / sizeof argv[0]), argv, NULL);
     int rc = reply && reply->type == REDIS_REPLY_STRING ? 0 : -1;
@@ -100,6 +116,16 @@ s_append_entry (intake_t *intake, const http_caller_t *who, const char *request_
     if (reply)
         freeReplyObject (reply);
     return rc;
+}
+
+int
+audit_entry_req (intake_t *intake, http_req_t *req, const char *action,
+                 const char *record_type, const char *record_id, const char *detail_code,
+                 audit_entry_t *out)
+{
+    assert (req && out);
+    return s_prepare (intake, http_caller (req), http_request_id (req), action, record_type,
+                      record_id, detail_code, out);
 }
 
 int

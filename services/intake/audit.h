@@ -33,6 +33,40 @@ int audit_record (intake_t *intake, const http_caller_t *who, const char *action
 int audit_record_req (intake_t *intake, http_req_t *req, const char *action,
                       const char *record_type, const char *record_id, const char *detail_code);
 
+//  An entry written by another script in the same round trip as the change it records (a
+//  contact's creation: contacts_write_new). AUDIT_LUA defines the Lua function
+//  audit_append (key, args, from), which appends args[from .. from + AUDIT_ARGC - 1] to the
+//  stream exactly as audit_record does (the same script text runs there); the key must be
+//  AUDIT_KEY, declared in the calling script's KEYS. audit_entry_req fills args.
+#define AUDIT_KEY  "intake:{intake}:audit"
+#define AUDIT_ARGC 18       //  time, MAXLEN, then 8 field/value pairs
+#define AUDIT_LUA \
+    "local function audit_append(key, a, from)\n" \
+    "  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)\n" \
+    "  local id = a[from] .. '-0'\n" \
+    "  if #last > 0 then\n" \
+    "    local ms, seq = string.match(last[1][1], '^(%d+)-(%d+)$')\n" \
+    "    if tonumber(ms) >= tonumber(a[from]) then\n" \
+    "      id = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)\n" \
+    "    end\n" \
+    "  end\n" \
+    "  return redis.call('XADD', key, 'MAXLEN', '~', a[from + 1], id,\n" \
+    "    unpack(a, from + 2, from + 17))\n" \
+    "end\n"
+
+typedef struct {
+    char now[24];
+    char maxlen[24];
+    char roles[96];
+    const char *argv[AUDIT_ARGC];       //  borrow from this struct and from the arguments
+} audit_entry_t;
+
+//  Prepare the entry audit_record_req would append, for a script to append it (AUDIT_LUA).
+//  The strings passed must outlive out. 0, or -1 when a code is malformed (logged as a bug).
+int audit_entry_req (intake_t *intake, http_req_t *req, const char *action,
+                     const char *record_type, const char *record_id, const char *detail_code,
+                     audit_entry_t *out);
+
 //  Remember the request being handled (called by the authentication hook; audit_record uses it).
 void audit_set_current (intake_t *intake, http_req_t *req, const http_caller_t *caller);
 

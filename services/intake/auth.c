@@ -10,6 +10,15 @@
     compared with gl_now_ms(); Redis expiries are set only to clean up, always later than the
     times themselves.
 
+    The session cache. With GL_INTAKE_SESSION_CACHE_MS > 0 (default 1000), an authenticated
+    session (its user's roles, units and CSRF hash with it) or API client is kept in the process
+    for that long after it was read, so nearly every request authenticates without a round
+    trip. Timeouts are still checked on every request against the cached times. This process
+    forgets a session at once when it logs out or is dropped, every session of a user whose
+    record it changes (disable, roles, units, password), and a client it revokes; another
+    replica sees such a change within the cache's lifetime. A cached entry is keyed by the
+    token's keyed hash, as in Redis.
+
     Threads. Everything here runs on the actor's thread; Argon2 runs there too, so a login
     holds the loop for one password hash (GL_INTAKE_ARGON2_*; docs/api/auth.md, "Cost").
 */
@@ -34,6 +43,18 @@
 #define S_HASH_HEX          64          //  a keyed hash, in hex
 #define S_LIST_MAX          2048        //  a comma-joined list in a user's hash
 #define S_OUTBOX            S_PREFIX "outbox"   //  contacts.c's outbox (gl_outbox)
+#define S_CACHE_SLOTS       1024        //  session cache: direct-mapped by the token's hash
+
+//  A session as authenticated at its last read from Redis (the session cache).
+typedef struct {
+    char hash[S_HASH_HEX + 1];          //  the token's keyed hash; "" for a free slot
+    char csrf[S_HASH_HEX + 1];          //  the CSRF token's keyed hash ("" when none)
+    int64_t created_ms;
+    int64_t seen_ms;
+    int64_t until_mono;                 //  gl_mono_ms after which it is read again
+    bool client;                        //  an API client's token (no timeouts, no CSRF)
+    http_caller_t caller;
+} s_cached_t;
 
 struct _auth_t {
     intake_t *intake;
@@ -53,6 +74,8 @@ struct _auth_t {
     //  The session that authenticated the current request (empty for an API client).
     char cur_session[S_HASH_HEX + 1];
     char cur_user[GL_ID_LEN + 1];
+    int64_t cache_ms;                   //  GL_INTAKE_SESSION_CACHE_MS (0: no cache)
+    s_cached_t *cache;                  //  S_CACHE_SLOTS entries, or NULL
     //  The event the next write stores with its change (auth_emit).
     gl_event_t *emit;
     const char *emit_id_field;
@@ -530,6 +553,77 @@ s_key (char *out, size_t cap, const char *kind, const char *id)
     snprintf (out, cap, S_PREFIX "%s:%s", kind, id);
 }
 
+//  --------------------------------------------------------------------------------------------
+//  The session cache
+
+static s_cached_t *
+s_cache_slot (auth_t *self, const char *hash)
+{
+    //  The hash is a keyed BLAKE2b in hex: its first digits are as good as any hash of it.
+    uint32_t h = 0;
+    for (int i = 0; i < 8 && hash[i]; i++)
+        h = h * 16 + (uint32_t) (hash[i] <= '9' ? hash[i] - '0' : (hash[i] | 0x20) - 'a' + 10);
+    return &self->cache[h % S_CACHE_SLOTS];
+}
+
+static void
+s_cache_clear (s_cached_t *slot)
+{
+    sodium_memzero (slot, sizeof *slot);
+}
+
+//  The live cached entry of a session, or NULL.
+static s_cached_t *
+s_cache_find (auth_t *self, const char *hash, const char *user_id)
+{
+    if (!self->cache)
+        return NULL;
+    s_cached_t *slot = s_cache_slot (self, hash);
+    if (!slot->hash[0] || strcmp (slot->hash, hash) != 0)
+        return NULL;
+    if (gl_mono_ms () >= slot->until_mono || strcmp (slot->caller.user_id, user_id) != 0) {
+        s_cache_clear (slot);
+        return NULL;
+    }
+    return slot;
+}
+
+static void
+s_cache_put (auth_t *self, const char *hash, const char *csrf, int64_t created_ms,
+             int64_t seen_ms, const http_caller_t *caller)
+{
+    if (!self->cache)
+        return;
+    s_cached_t *slot = s_cache_slot (self, hash);
+    snprintf (slot->hash, sizeof slot->hash, "%s", hash);
+    snprintf (slot->csrf, sizeof slot->csrf, "%s", csrf && strlen (csrf) == S_HASH_HEX ? csrf : "");
+    slot->created_ms = created_ms;
+    slot->seen_ms = seen_ms;
+    slot->until_mono = gl_mono_ms () + self->cache_ms;
+    slot->client = false;
+    slot->caller = *caller;
+}
+
+//  Forget one session (its token's hash).
+static void
+s_cache_forget (auth_t *self, const char *hash)
+{
+    if (!self->cache || !hash || !hash[0])
+        return;
+    s_cached_t *slot = s_cache_slot (self, hash);
+    if (strcmp (slot->hash, hash) == 0)
+        s_cache_clear (slot);
+}
+
+//  Forget every session of a user (their record changed).
+static void
+s_cache_forget_user (auth_t *self, const char *user_id)
+{
+    for (size_t i = 0; self->cache && i < S_CACHE_SLOTS; i++)
+        if (self->cache[i].hash[0] && strcmp (self->cache[i].caller.user_id, user_id) == 0)
+            s_cache_clear (&self->cache[i]);
+}
+
 int
 auth_user_get (intake_t *intake, const char *id, auth_user_t *out)
 {
@@ -742,6 +836,8 @@ s_user_change_run (auth_t *self, const char *id, bool drop, const char *keep, co
         argv[n++] = pairs[i];
     int rc = s_int_reply (
         gl_redis_eval (self->intake->redis, &s_lua_user_change, 3, n, argv, NULL));
+    //  Roles, units, disabled or password changed (or may have: the outcome may be unknown).
+    s_cache_forget_user (self, id);
     s_emit_done (self, &e, rc == 1);
     return rc < 0 ? -1 : rc == 1 ? 0 : 1;
 }
@@ -965,6 +1061,7 @@ auth_client_revoke (intake_t *intake, const char *id)
     const char *argv[] = { key, S_OUTBOX, now, e.ev ? e.ev->id : "", e.head ? e.head : "",
                            e.post };
     int rc = s_int_reply (gl_redis_eval (intake->redis, &s_lua_client_revoke, 2, 6, argv, NULL));
+    s_cache_forget_user (self, id);
     s_emit_done (self, &e, rc == 1);
     return rc < 0 ? -1 : rc == 0 ? 1 : rc == 1 ? 0 : 2;
 }
@@ -1241,6 +1338,7 @@ auth_logout (intake_t *intake, http_req_t *req)
             rc = -1;
         freeReplyObject (r);
     }
+    s_cache_forget (self, self->cur_session);
     self->cur_session[0] = 0;
     return rc;
 }
@@ -1290,6 +1388,11 @@ s_auth_client (auth_t *self, const char *token, const char *id, http_caller_t *c
     char key[128], hash[S_HASH_HEX + 1];
     s_key (key, sizeof key, "client", id);
     s_keyed_hash (self, "token", token, strlen (token), hash);
+    s_cached_t *hit = s_cache_find (self, hash, id);
+    if (hit && hit->client) {
+        *caller = hit->caller;
+        return 0;
+    }
     redisReply *r = gl_redis_cmd (self->intake->redis, "HMGET %s token_hash roles revoked_ms", key);
     if (!r)
         return 503;
@@ -1300,6 +1403,9 @@ s_auth_client (auth_t *self, const char *token, const char *id, http_caller_t *c
         snprintf (caller->user_id, sizeof caller->user_id, "%s", id);
         caller->roles = s_roles_parse (s_elem (r, 1)) & GL_ROLE_API_CLIENT;
         rc = 0;
+        s_cache_put (self, hash, NULL, 0, 0, caller);
+        if (self->cache)
+            s_cache_slot (self, hash)->client = true;
     }
     freeReplyObject (r);
     return rc;
@@ -1308,6 +1414,7 @@ s_auth_client (auth_t *self, const char *token, const char *id, http_caller_t *c
 static void
 s_session_drop (auth_t *self, const char *ksession, const char *user_id, const char *hash)
 {
+    s_cache_forget (self, hash);
     char ksessions[128];
     s_key (ksessions, sizeof ksessions, "user_sessions", user_id);
     redisReply *r = gl_redis_cmd (self->intake->redis, "DEL %s", ksession);
@@ -1318,6 +1425,50 @@ s_session_drop (auth_t *self, const char *ksession, const char *user_id, const c
         freeReplyObject (r);
 }
 
+//  A cookie is sent by the browser on its own; a state change must also prove that the page
+//  read the CSRF token, which another site cannot. true when the request may go on.
+static bool
+s_csrf_ok (auth_t *self, http_req_t *req, bool cookie, const char *csrf)
+{
+    if (!cookie || strcmp (http_method (req), "GET") == 0)
+        return true;
+    const char *given = http_header (req, "X-CSRF-Token");
+    char given_hash[S_HASH_HEX + 1];
+    bool ok = given && csrf && strlen (given) == AUTH_SECRET_LEN && strlen (csrf) == S_HASH_HEX;
+    if (ok) {
+        s_keyed_hash (self, "csrf", given, strlen (given), given_hash);
+        ok = sodium_memcmp (given_hash, csrf, S_HASH_HEX) == 0;
+    }
+    if (!ok)
+        http_set_header (req, "WWW-Authenticate", "Bearer error=\"csrf_token_required\"");
+    return ok;
+}
+
+//  Record that the session was used, at most once a minute. Returns the seen time now stored.
+static int64_t
+s_session_touch (auth_t *self, const char *ksession, int64_t now, int64_t seen)
+{
+    if (now - seen < S_SEEN_EVERY_MS)
+        return seen;
+    char snow[24];
+    snprintf (snow, sizeof snow, "%" PRId64, now);
+    gl_redis_t *redis = self->intake->redis;
+    redisReply *w = gl_redis_cmd (redis, "HSET %s seen_ms %s", ksession, snow);
+    if (w)
+        freeReplyObject (w);
+    w = gl_redis_cmd (redis, "PEXPIRE %s %" PRId64, ksession, self->idle_ms + S_CLEANUP_SLACK_MS);
+    if (w)
+        freeReplyObject (w);
+    return now;
+}
+
+static void
+s_session_current (auth_t *self, const char *hash, const char *user_id)
+{
+    snprintf (self->cur_session, sizeof self->cur_session, "%s", hash);
+    snprintf (self->cur_user, sizeof self->cur_user, "%s", user_id);
+}
+
 static int
 s_auth_session (auth_t *self, http_req_t *req, const char *token, const char *user_id,
                 bool cookie, http_caller_t *caller)
@@ -1325,6 +1476,22 @@ s_auth_session (auth_t *self, http_req_t *req, const char *token, const char *us
     char hash[S_HASH_HEX + 1], ksession[128], kuser[128];
     s_keyed_hash (self, "token", token, strlen (token), hash);
     s_key (ksession, sizeof ksession, "session", hash);
+    int64_t now = gl_now_ms ();
+    s_cached_t *hit = s_cache_find (self, hash, user_id);
+    if (hit && hit->client)
+        hit = NULL;                     //  not a session's (cannot happen: other token, other hash)
+    if (hit && (now - hit->seen_ms > self->idle_ms || now - hit->created_ms > self->max_ms)) {
+        s_cache_clear (hit);            //  timed out: the read below drops it
+        hit = NULL;
+    }
+    if (hit) {
+        if (!s_csrf_ok (self, req, cookie, hit->csrf[0] ? hit->csrf : NULL))
+            return 401;
+        *caller = hit->caller;
+        s_session_current (self, hash, user_id);
+        hit->seen_ms = s_session_touch (self, ksession, now, hit->seen_ms);
+        return 0;
+    }
     s_key (kuser, sizeof kuser, "user", user_id);
     gl_redis_t *redis = self->intake->redis;
     //  One round trip: the session and its user, so roles and disabled are always current.
@@ -1339,7 +1506,6 @@ s_auth_session (auth_t *self, http_req_t *req, const char *token, const char *us
         return 503;
     }
     int rc = 401;
-    int64_t now = gl_now_ms ();
     const char *uid = s_elem (s, 0), *csrf = s_elem (s, 1);
     int64_t created = s_atoll (s_elem (s, 2), 0), seen = s_atoll (s_elem (s, 3), 0);
     if (!uid || strcmp (uid, user_id) != 0)
@@ -1351,39 +1517,16 @@ s_auth_session (auth_t *self, http_req_t *req, const char *token, const char *us
     if (u->type != REDIS_REPLY_ARRAY || u->elements != 3 || !s_elem (u, 0)
         || (s_elem (u, 2) && strcmp (s_elem (u, 2), "1") == 0))
         goto done;
-    //  A cookie is sent by the browser on its own; a state change must also prove that the page
-    //  read the CSRF token, which another site cannot.
-    if (cookie && strcmp (http_method (req), "GET") != 0) {
-        const char *given = http_header (req, "X-CSRF-Token");
-        char given_hash[S_HASH_HEX + 1];
-        if (!given || !csrf || strlen (given) != AUTH_SECRET_LEN || strlen (csrf) != S_HASH_HEX) {
-            http_set_header (req, "WWW-Authenticate", "Bearer error=\"csrf_token_required\"");
-            goto done;
-        }
-        s_keyed_hash (self, "csrf", given, strlen (given), given_hash);
-        if (sodium_memcmp (given_hash, csrf, S_HASH_HEX) != 0) {
-            http_set_header (req, "WWW-Authenticate", "Bearer error=\"csrf_token_required\"");
-            goto done;
-        }
-    }
+    if (!s_csrf_ok (self, req, cookie, csrf))
+        goto done;
     snprintf (caller->user_id, sizeof caller->user_id, "%s", user_id);
     caller->roles = s_roles_parse (s_elem (u, 0)) & ~GL_ROLE_API_CLIENT;
     caller->unit_count = s_split (s_elem (u, 1), &caller->units[0][0], sizeof caller->units[0],
                                   HTTP_UNITS_MAX, auth_unit_valid);
-    snprintf (self->cur_session, sizeof self->cur_session, "%s", hash);
-    snprintf (self->cur_user, sizeof self->cur_user, "%s", user_id);
+    s_session_current (self, hash, user_id);
     rc = 0;
-    if (now - seen >= S_SEEN_EVERY_MS) {
-        char snow[24];
-        snprintf (snow, sizeof snow, "%" PRId64, now);
-        redisReply *w = gl_redis_cmd (redis, "HSET %s seen_ms %s", ksession, snow);
-        if (w)
-            freeReplyObject (w);
-        w = gl_redis_cmd (redis, "PEXPIRE %s %" PRId64, ksession,
-                          self->idle_ms + S_CLEANUP_SLACK_MS);
-        if (w)
-            freeReplyObject (w);
-    }
+    seen = s_session_touch (self, ksession, now, seen);
+    s_cache_put (self, hash, csrf, created, seen, caller);
 done:
     freeReplyObject (s);
     freeReplyObject (u);
@@ -1531,6 +1674,7 @@ s_settings (auth_t *self, char *err, size_t errlen)
     if (self->ip_header && !*self->ip_header)
         self->ip_header = NULL;
     self->cookie_secure = gl_config_bool (config, "GL_INTAKE_COOKIE_SECURE", false);
+    self->cache_ms = gl_config_int (config, "GL_INTAKE_SESSION_CACHE_MS", 1000, 0, 10000);
     //  Read by audit.c and api_audit.c at each use; checked here so a bad value stops the start.
     gl_config_int (config, "GL_INTAKE_AUDIT_MAXLEN", 10000000, 1000, 1000000000);
     gl_config_int (config, "GL_INTAKE_AUDIT_SCAN", 10000, 100, 10000000);
@@ -1564,6 +1708,10 @@ auth_new (intake_t *intake, char *err, size_t errlen)
         snprintf (err, errlen, "cannot hash with GL_INTAKE_ARGON2_MEMLIMIT (out of memory?)");
         goto fail;
     }
+    if (self->cache_ms > 0 && !(self->cache = calloc (S_CACHE_SLOTS, sizeof *self->cache))) {
+        snprintf (err, errlen, "out of memory");
+        goto fail;
+    }
     if (s_bootstrap (self, err, errlen) != 0)
         goto fail;
     if (usercontact_register (intake) != 0) {
@@ -1589,6 +1737,10 @@ auth_destroy (auth_t **self_p)
     if (self->intake && self->intake->authenticate == auth_authenticate)
         self->intake->authenticate = http_authenticate_nobody;
     sodium_memzero (self->key, sizeof self->key);
+    if (self->cache) {
+        sodium_memzero (self->cache, S_CACHE_SLOTS * sizeof *self->cache);
+        free (self->cache);
+    }
     free (self);
     *self_p = NULL;
 }

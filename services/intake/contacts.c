@@ -39,21 +39,25 @@ struct _contacts_t {
     int64_t window_ms;                  //  repeat window
     int64_t idem_ttl_ms;
     struct event *sweep;
+    struct event *flush;                //  delivers the outbox's deferred events (s_on_flush)
 };
 
 //  --------------------------------------------------------------------------------------------
 //  Scripts
 
-//  Create a record with its indexes, idempotency key and outbox entry (contacts_write_new).
-//  The repeat check reads earlier records (ARGV[11] .. id) that are not in KEYS: they share the
-//  {intake} hash tag, so they are in the same Cluster slot as every declared key.
-//  KEYS: 1 record, 2 outbox, 3 idempotency key (read only when ARGV[3] is "1"), 4.. index zsets
-//  (the first ARGV[8] of them are person indexes).
+//  Create a record with its indexes, idempotency key, outbox entry and audit entry
+//  (contacts_write_new). The repeat check reads earlier records (ARGV[11] .. id) that are not in
+//  KEYS: they share the {intake} hash tag, so they are in the same Cluster slot as every
+//  declared key.
+//  KEYS: 1 record, 2 outbox, 3 idempotency key (read only when ARGV[3] is "1"), 4 the audit
+//  stream, 5.. index zsets (the first ARGV[8] of them are person indexes).
 //  ARGV: 1 id, 2 score, 3 idempotency on, 4 its value, 5 its TTL (ms), 6 event id, 7 outbox
 //  entry without its closing "}}", 8 person index count, 9 detect repeats, 10 window (ms),
 //  11 record key prefix, 12 the new record's categories (space-separated), 13 field count,
-//  then field, value pairs.
-static gl_redis_script_t s_create = { .source =
+//  then field, value pairs, then "1" and the audit entry's AUDIT_ARGC strings, or "0".
+//  Returns {'OK', repeat_of, audited ('1' or an error)} or {'IDEM', stored}. The audit entry
+//  comes last and its failure does not undo the record (as when audit_record follows a write).
+static gl_redis_script_t s_create = { .source = AUDIT_LUA
     "if ARGV[3] == '1' then\n"
     "  local prior = redis.call('GET', KEYS[3])\n"
     "  if prior then return {'IDEM', prior} end\n"
@@ -66,7 +70,7 @@ static gl_redis_script_t s_create = { .source =
     "  for c in string.gmatch(ARGV[12], '%S+') do want[c] = true end\n"
     "  local best = nil\n"
     "  for i = 1, tonumber(ARGV[8]) do\n"
-    "    local cands = redis.call('ZREVRANGEBYSCORE', KEYS[3 + i], score,\n"
+    "    local cands = redis.call('ZREVRANGEBYSCORE', KEYS[4 + i], score,\n"
     "      score - tonumber(ARGV[10]), 'WITHSCORES', 'LIMIT', 0, 100)\n"
     "    for j = 1, #cands, 2 do\n"
     "      local cs = tonumber(cands[j + 1])\n"
@@ -87,10 +91,15 @@ static gl_redis_script_t s_create = { .source =
     "  redis.call('HSET', KEYS[1], 'repeat', repeat_of == '' and '0' or '1', 'repeat_of',\n"
     "    repeat_of)\n"
     "end\n"
-    "for i = 4, #KEYS do redis.call('ZADD', KEYS[i], score, id) end\n"
+    "for i = 5, #KEYS do redis.call('ZADD', KEYS[i], score, id) end\n"
     "redis.call('HSET', KEYS[2], ARGV[6], ARGV[7] .. tail .. '}}')\n"
     "if ARGV[3] == '1' then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5]) end\n"
-    "return {'OK', repeat_of}\n" };
+    "local audited = '1'\n"
+    "if ARGV[14 + 2 * n] == '1' then\n"
+    "  local ok, err = pcall(audit_append, KEYS[4], ARGV, 15 + 2 * n)\n"
+    "  if not ok then audited = tostring(err and (err.err or err) or 'error') end\n"
+    "end\n"
+    "return {'OK', repeat_of, audited}\n" };
 
 //  Update a record when its version is still the one read (contacts_write_update).
 //  KEYS: 1 record, 2 outbox, then ARGV[6] zsets to remove id from, then the zsets to add it to.
@@ -441,7 +450,29 @@ int
 contacts_outbox_deliver (intake_t *intake, gl_event_t *ev, int flags)
 {
     assert (intake && intake->outbox && ev);
-    return gl_outbox_deliver (intake->outbox, ev, flags);
+    //  Published when this pass of the loop ends, together with the other requests' events
+    //  (s_on_flush); if the queue cannot take it, the sweep delivers it.
+    return gl_outbox_defer (intake->outbox, ev, flags);
+}
+
+//  The outbox has deferred events: flush them once the requests of this pass are handled.
+//  event_active puts the flush behind every event already active in this pass (the other
+//  requests read in it), so they all share one append.
+static void
+s_on_wake (void *arg)
+{
+    intake_t *intake = arg;
+    if (intake->contacts && intake->contacts->flush)
+        event_active (intake->contacts->flush, EV_TIMEOUT, 0);
+}
+
+static void
+s_on_flush (evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    intake_t *intake = arg;
+    gl_outbox_flush (intake->outbox);
 }
 
 int
@@ -466,8 +497,8 @@ contacts_write_new (intake_t *intake, const contacts_write_t *w, gl_event_t *ev,
     snprintf (npersons, sizeof npersons, "%zu", w->detect_repeat ? w->npersons : 0);
     snprintf (window, sizeof window, "%" PRId64, self->window_ms);
     snprintf (nfields, sizeof nfields, "%zu", w->nfields);
-    size_t nkeys = 3 + w->nindex;
-    size_t argc = nkeys + 13 + 2 * w->nfields;
+    size_t nkeys = 4 + w->nindex;
+    size_t argc = nkeys + 14 + 2 * w->nfields + (w->audit ? AUDIT_ARGC : 0);
     const char **argv = calloc (argc, sizeof *argv);
     size_t *lens = calloc (argc, sizeof *lens);
     if (!argv || !lens) {
@@ -480,6 +511,7 @@ contacts_write_new (intake_t *intake, const contacts_write_t *w, gl_event_t *ev,
     argv[a++] = w->record_key;
     argv[a++] = S_OUTBOX;
     argv[a++] = w->idem_key ? w->idem_key : CONTACTS_PREFIX "idemkey:none";
+    argv[a++] = AUDIT_KEY;
     for (size_t i = 0; i < w->nindex; i++)
         argv[a++] = w->index[i];
     argv[a++] = w->id;
@@ -498,6 +530,9 @@ contacts_write_new (intake_t *intake, const contacts_write_t *w, gl_event_t *ev,
     argv[a++] = nfields;
     for (size_t i = 0; i < 2 * w->nfields; i++)
         argv[a++] = w->fields[i];
+    argv[a++] = w->audit ? "1" : "0";
+    for (size_t i = 0; w->audit && i < AUDIT_ARGC; i++)
+        argv[a++] = w->audit->argv[i];
     assert (a == argc);
     for (size_t i = 0; i < argc; i++)
         lens[i] = strlen (argv[i]);
@@ -508,7 +543,7 @@ contacts_write_new (intake_t *intake, const contacts_write_t *w, gl_event_t *ev,
     free (lens);
     free (entry);
     int rc = -1;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2
         && r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
         const char *status = r->element[0]->str;
         const char *value = r->element[1]->str;
@@ -519,6 +554,12 @@ contacts_write_new (intake_t *intake, const contacts_write_t *w, gl_event_t *ev,
         }
         else if (strcmp (status, "OK") == 0) {
             rc = 0;
+            const redisReply *audited = r->elements == 3 ? r->element[2] : NULL;
+            if (w->audit && (!audited || audited->type != REDIS_REPLY_STRING
+                             || strcmp (audited->str, "1") != 0))
+                gl_error ("audit: cannot append (%s)",
+                          audited && audited->type == REDIS_REPLY_STRING ? audited->str
+                                                                          : "no answer");
             if (w->detect_repeat) {
                 bool is_repeat = gl_id_valid (value);
                 json_object_set_new (ev->data, "repeat", json_boolean (is_repeat));
@@ -620,6 +661,8 @@ contacts_idempotency (intake_t *intake, http_req_t *req, const char *scope, bool
 {
     assert (intake && req && scope && has && key_out && body_hash);
     *has = false;
+    body_hash[0] = 0;
+    key_out[0] = 0;
     const char *key = http_header (req, "Idempotency-Key");
     if (!key)
         return 0;
@@ -750,11 +793,13 @@ contacts_new (intake_t *intake, char *err, size_t errlen)
         return NULL;
     }
     self->sweep = evtimer_new (intake->base, s_on_sweep, intake);
-    if (!self->sweep) {
+    self->flush = evtimer_new (intake->base, s_on_flush, intake);
+    if (!self->sweep || !self->flush) {
         snprintf (err, errlen, "cannot set up the outbox sweep");
         contacts_destroy (&self);
         return NULL;
     }
+    gl_outbox_set_wake (intake->outbox, s_on_wake, intake);
     //  First sweep as soon as the loop runs: whatever a crash left is delivered at start.
     event_active (self->sweep, EV_TIMEOUT, 0);
     gl_info ("contacts: taxonomy of %zu codes, repeat window %" PRId64 " days",
@@ -769,6 +814,13 @@ contacts_destroy (contacts_t **self_p)
     contacts_t *self = *self_p;
     if (!self)
         return;
+    if (self->intake && self->intake->outbox) {
+        //  What this pass deferred goes out now rather than at the next start's sweep.
+        gl_outbox_set_wake (self->intake->outbox, NULL, NULL);
+        gl_outbox_flush (self->intake->outbox);
+    }
+    if (self->flush)
+        event_free (self->flush);
     if (self->sweep)
         event_free (self->sweep);
     taxonomy_destroy (&self->taxonomy);

@@ -7,10 +7,12 @@
 
     Storing a record and publishing its event (the outbox):
       1. one Lua script writes the record, its index entries, the idempotency key (when the
-         request carried one) and an outbox entry — the complete event, keyed by its event id,
-         in intake:{intake}:outbox — all or nothing;
-      2. gl_pub_send appends the event to intake's log and publishes it;
-      3. the outbox entry is deleted.
+         request carried one), its audit entry (when given) and an outbox entry — the complete
+         event, keyed by its event id, in intake:{intake}:outbox — all or nothing;
+      2. at the end of the loop's pass, the events of all the requests handled in it are
+         appended to intake's log in one gl_pub_send_batch and published (gl_outbox_defer,
+         gl_outbox_flush);
+      3. their outbox entries are deleted with one HDEL.
     A crash (or a Redis outage, or a fenced publisher) between 1 and 3 leaves the entry; the
     sweep (at start, then every CONTACTS_SWEEP_MS) looks for its event id in the log from the
     position recorded in the entry, appends the same event (same id, time and payload) if it is
@@ -32,6 +34,7 @@
 */
 #ifndef INTAKE_CONTACTS_H
 #define INTAKE_CONTACTS_H
+#include "audit.h"
 #include "http.h"
 #include "taxonomy.h"
 #include "gl/gl_event.h"
@@ -128,10 +131,12 @@ typedef struct {
     const char *topcats;                //  (space-separated category codes) must intersect
     size_t nfields;                     //  hash fields of the record: name, value pairs
     const char **fields;                //  2 * nfields strings
+    const audit_entry_t *audit;         //  appended in the same step (audit_entry_req), or NULL
 } contacts_write_t;
 
-//  Write w's record, indexes and idempotency key together with ev's outbox entry, in one
-//  atomic step, then publish ev (flags: GL_PUB_CRITICAL or 0) and clear the entry.
+//  Write w's record, indexes and idempotency key together with ev's outbox entry (and w->audit's
+//  audit entry, when set), in one atomic step, then have ev published (flags: GL_PUB_CRITICAL
+//  or 0) and its entry cleared at the end of this pass of the loop (contacts_outbox_deliver).
 //  With detect_repeat, looks for the latest earlier contact of the same person (any of the
 //  person indexes) with a common category within the repeat window, stores "repeat" and
 //  "repeat_of" in the record, and adds "repeat" (bool) and "repeat_of" (id or null) at the end
@@ -164,8 +169,10 @@ typedef struct {
 } contacts_update_t;
 int contacts_write_update (intake_t *intake, const contacts_update_t *u, gl_event_t *ev);
 
-//  Publish ev, whose outbox entry a script has just written (contacts_outbox_entry), and clear
-//  the entry. 0 when published; -1 when left to the sweep.
+//  Have ev, whose outbox entry a script has just written (contacts_outbox_entry), published and
+//  its entry cleared once the requests of this pass of the loop are handled: the events of all
+//  of them go out in one append (gl_outbox_defer; the caller keeps ev). 0 when queued; -1 when
+//  left to the sweep.
 int contacts_outbox_deliver (intake_t *intake, gl_event_t *ev, int flags);
 
 //  The outbox entry of ev: JSON {type, id, ts, corr, flags, src, seq, data}. A new string

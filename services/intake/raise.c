@@ -143,6 +143,10 @@ s_raise (intake_t *intake, http_req_t *req, const s_kind_t *kind, json_t *fields
     contacts_write_t w = { .record_key = record_key, .id = id, .created_at = now,
                            .idem_key = has_idem ? idem_key : NULL, .idem_value = idem_value,
                            .nindex = 1, .index = { index }, .nfields = n, .fields = argv };
+    //  The audit entry is written by the same script as the record (one round trip).
+    audit_entry_t audit;
+    if (audit_entry_req (intake, req, "create", kind->kind, id, "", &audit) == 0)
+        w.audit = &audit;
     gl_event_t *ev = gl_event_new (kind->event);
     char stored[GL_ID_LEN + CONTACTS_HASH_HEX + 2] = "";
     int rc = -1;
@@ -166,8 +170,6 @@ s_raise (intake_t *intake, http_req_t *req, const s_kind_t *kind, json_t *fields
         id[GL_ID_LEN] = 0;
         http_set_header (req, "Idempotent-Replayed", "true");
     }
-    else
-        audit_record_req (intake, req, "create", kind->kind, id, "");
     return http_reply_json (req, 202, json_pack ("{s:s}", kind->id_field, id));
 }
 

@@ -4,7 +4,8 @@
     Login and logout, the session cookie, wrong passwords, lock-out and the per-address limit
     (429 with Retry-After), idle and absolute session timeouts, CSRF for cookie sessions (and
     not for bearer tokens), API client tokens accepted and revoked, a disabled user's session
-    refused at once, a role change taking effect on the next request, users' validation and
+    refused at once, a role change taking effect on the next request (both through the session
+    cache), another replica's logout seen within the cache's lifetime, users' validation and
     pagination, one's own password change, sessions surviving a SIGKILL of intake, the audit
     trail and its filters, the events (ids and codes only), and no password, token or username
     anywhere in intake's log.
@@ -41,6 +42,7 @@
 #define T_MAX_S         900
 
 #include "gl_testhttp.h"
+#include "gl_testintake.h"
 typedef gl_test_resp_t t_resp_t;
 #define t_connect gl_test_http_connect
 #define t_raw gl_test_http_raw
@@ -156,24 +158,7 @@ static t_resp_t
 t_call (const char *method, const char *path, const char *token, const char *extra,
         const char *body)
 {
-    size_t cap = 8192 + (body ? strlen (body) : 0);
-    char *request = malloc (cap);
-    assert_non_null (request);
-    int n = snprintf (request, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n",
-                      method, path);
-    if (token)
-        n += snprintf (request + n, cap - (size_t) n, "Authorization: Bearer %s\r\n", token);
-    if (extra)
-        n += snprintf (request + n, cap - (size_t) n, "%s", extra);
-    if (body)
-        n += snprintf (request + n, cap - (size_t) n,
-                       "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                       strlen (body), body);
-    else
-        n += snprintf (request + n, cap - (size_t) n, "\r\n");
-    t_resp_t resp = t_raw (s_http_port, request, (size_t) n);
-    free (request);
-    return resp;
+    return gl_testintake_request (s_http_port, method, path, token, extra, body);
 }
 
 static void
@@ -693,6 +678,37 @@ test_role_change_takes_effect (void **state)
     assert_int_equal (t_status ("GET", "/api/v1/audit", token, NULL), 403);
 }
 
+//  Another replica's change (here: the session deleted in Redis, as its logout does) reaches this
+//  process within GL_INTAKE_SESSION_CACHE_MS (1 s by default): polled with a bound, not timed.
+static void
+test_session_cache_sees_other_replicas (void **state)
+{
+    char id[GL_ID_LEN + 1], token[128], key[160];
+    t_create_user ("qzreplica", "qzreplica-password", "[\"agent\"]", id);
+    assert_int_equal (t_login ("qzreplica", "qzreplica-password", "10.5.1.1", token, NULL, NULL),
+                      200);
+    assert_int_equal (t_status ("GET", "/api/v1/auth/me", token, NULL), 200);
+    gl_redis_t *redis = gl_redis_new ("127.0.0.1", s_redis->port, NULL, 2000, 5000);
+    assert_non_null (redis);
+    snprintf (key, sizeof key, "intake:{intake}:user_sessions:%s", id);
+    redisReply *r = gl_redis_cmd (redis, "ZRANGE %s 0 -1", key);
+    assert_true (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    snprintf (key, sizeof key, "intake:{intake}:session:%s", r->element[0]->str);
+    freeReplyObject (r);
+    r = gl_redis_cmd (redis, "DEL %s", key);
+    assert_true (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+    freeReplyObject (r);
+    gl_redis_destroy (&redis);
+    int status = 200;
+    int64_t deadline = gl_mono_ms () + 10000;
+    while (status == 200 && gl_mono_ms () < deadline) {
+        status = t_status ("GET", "/api/v1/auth/me", token, NULL);
+        if (status == 200)
+            gl_sleep_ms (100);
+    }
+    assert_int_equal (status, 401);
+}
+
 static void
 test_user_validation_and_listing (void **state)
 {
@@ -870,6 +886,8 @@ test_own_password_change (void **state)
     t_create_user ("qzchanger", "qzchanger-password", "[\"protection\"]", id);
     assert_int_equal (t_login ("qzchanger", "qzchanger-password", "10.6.0.1", a, NULL, NULL), 200);
     assert_int_equal (t_login ("qzchanger", "qzchanger-password", "10.6.0.1", b, NULL, NULL), 200);
+    //  b is in use (and so in the session cache) when the password changes.
+    assert_int_equal (t_status ("GET", "/api/v1/auth/me", b, NULL), 200);
     t_resp_t resp = t_call ("POST", "/api/v1/auth/password", a, NULL,
                             "{\"current_password\":\"not-my-password\","
                             "\"new_password\":\"qzchanger-password-2\"}");
@@ -1135,6 +1153,7 @@ main (void)
         cmocka_unit_test (test_api_client),
         cmocka_unit_test (test_disabled_user_refused_at_once),
         cmocka_unit_test (test_role_change_takes_effect),
+        cmocka_unit_test (test_session_cache_sees_other_replicas),
         cmocka_unit_test (test_user_validation_and_listing),
         cmocka_unit_test (test_user_contact),
         cmocka_unit_test (test_own_password_change),

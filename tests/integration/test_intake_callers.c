@@ -63,6 +63,7 @@
 #define T_DOB_A         "1987-06-15"
 
 #include "gl_testhttp.h"
+#include "gl_testintake.h"
 typedef gl_test_resp_t t_resp_t;
 #define t_connect gl_test_http_connect
 #define t_raw gl_test_http_raw
@@ -90,24 +91,7 @@ static t_resp_t
 t_call (const char *method, const char *path, const char *token, const char *extra,
         const char *body)
 {
-    size_t cap = 8192 + (body ? strlen (body) : 0);
-    char *request = malloc (cap);
-    assert_non_null (request);
-    int n = snprintf (request, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n",
-                      method, path);
-    if (token)
-        n += snprintf (request + n, cap - (size_t) n, "Authorization: Bearer %s\r\n", token);
-    if (extra)
-        n += snprintf (request + n, cap - (size_t) n, "%s", extra);
-    if (body)
-        n += snprintf (request + n, cap - (size_t) n,
-                       "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                       strlen (body), body);
-    else
-        n += snprintf (request + n, cap - (size_t) n, "\r\n");
-    t_resp_t resp = t_raw (s_http_port, request, (size_t) n);
-    free (request);
-    return resp;
+    return gl_testintake_request (s_http_port, method, path, token, extra, body);
 }
 
 static json_t *

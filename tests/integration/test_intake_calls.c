@@ -41,6 +41,7 @@
 #define T_SKEW_MS       60000                       //  GL_INTAKE_PBX_SKEW_MS in this test
 
 #include "gl_testhttp.h"
+#include "gl_testintake.h"
 typedef gl_test_resp_t t_resp_t;
 #define t_connect gl_test_http_connect
 #define t_free gl_test_http_free
@@ -50,34 +51,11 @@ typedef gl_test_resp_t t_resp_t;
 
 static int s_http_port;
 
-
-static t_resp_t
-t_raw (const char *request, size_t len)
-{
-    return gl_test_http_raw (s_http_port, request, len);
-}
-
-
 //  A request with a bearer token (or none) and a JSON body (or none).
 static t_resp_t
 t_call (const char *method, const char *path, const char *token, const char *body)
 {
-    size_t cap = 8192 + (body ? strlen (body) : 0);
-    char *request = malloc (cap);
-    assert_non_null (request);
-    int n = snprintf (request, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n",
-                      method, path);
-    if (token)
-        n += snprintf (request + n, cap - (size_t) n, "Authorization: Bearer %s\r\n", token);
-    if (body)
-        n += snprintf (request + n, cap - (size_t) n,
-                       "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                       strlen (body), body);
-    else
-        n += snprintf (request + n, cap - (size_t) n, "\r\n");
-    t_resp_t resp = t_raw (request, (size_t) n);
-    free (request);
-    return resp;
+    return gl_testintake_request (s_http_port, method, path, token, NULL, body);
 }
 
 static json_t *

@@ -18,6 +18,7 @@
 #include "gl/gl_redis.h"
 #include "gl_testenv.h"
 #include "gl_testhttp.h"
+#include "gl_testintake.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -105,25 +106,8 @@ t_clock_write (int64_t ms)
 static t_resp_t
 t_call (int user, const char *method, const char *path, const char *extra, const char *body)
 {
-    size_t cap = 8192 + (body ? strlen (body) : 0);
-    char *request = malloc (cap);
-    assert_non_null (request);
-    int n = snprintf (request, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n",
-                      method, path);
-    if (user >= 0)
-        n += snprintf (request + n, cap - (size_t) n, "Authorization: Bearer %s\r\n",
-                       s_users[user].token);
-    if (extra)
-        n += snprintf (request + n, cap - (size_t) n, "%s", extra);
-    if (body)
-        n += snprintf (request + n, cap - (size_t) n,
-                       "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                       strlen (body), body);
-    else
-        n += snprintf (request + n, cap - (size_t) n, "\r\n");
-    t_resp_t resp = gl_test_http_raw (s_http_port, request, (size_t) n);
-    free (request);
-    return resp;
+    return gl_testintake_request (s_http_port, method, path,
+                                  user >= 0 ? s_users[user].token : NULL, extra, body);
 }
 
 //  The end of intake's log, to explain a failure.

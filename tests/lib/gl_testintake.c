@@ -42,8 +42,17 @@ gl_test_resp_t
 gl_testintake_call (gl_testintake_t *self, const char *method, const char *path,
                     const char *token, const char *extra, const char *body)
 {
-    size_t cap = 8192 + strlen (path) + (body ? strlen (body) : 0);
+    return gl_testintake_request (self->http_port, method, path, token, extra, body);
+}
+
+gl_test_resp_t
+gl_testintake_request (int http_port, const char *method, const char *path, const char *token,
+                       const char *extra, const char *body)
+{
+    size_t cap = 8192 + strlen (path) + (extra ? strlen (extra) : 0) + (body ? strlen (body) : 0);
     char *request = malloc (cap);
+    if (!request)
+        return (gl_test_resp_t) { 0 };
     int n = snprintf (request, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n",
                       method, path);
     if (token)
@@ -56,7 +65,7 @@ gl_testintake_call (gl_testintake_t *self, const char *method, const char *path,
                        strlen (body), body);
     else
         n += snprintf (request + n, cap - (size_t) n, "\r\n");
-    gl_test_resp_t resp = gl_test_http_raw (self->http_port, request, (size_t) n);
+    gl_test_resp_t resp = gl_test_http_raw (http_port, request, (size_t) n);
     free (request);
     return resp;
 }

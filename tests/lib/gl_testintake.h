@@ -45,6 +45,11 @@ void gl_testintake_clock (gl_testintake_t *self, int64_t ms);
 gl_test_resp_t gl_testintake_call (gl_testintake_t *self, const char *method, const char *path,
                                    const char *token, const char *extra, const char *body);
 
+//  The same request to the HTTP port of any intake (for tests that start it their own way,
+//  e.g. to kill and restart it). A status of 0 when the request could not be made.
+gl_test_resp_t gl_testintake_request (int http_port, const char *method, const char *path,
+                                      const char *token, const char *extra, const char *body);
+
 //  The body of resp parsed as JSON (new reference), or NULL.
 json_t *gl_test_json (const gl_test_resp_t *resp);
 

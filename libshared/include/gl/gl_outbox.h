@@ -46,11 +46,45 @@ char *gl_outbox_entry (gl_outbox_t *self, const gl_event_t *ev, int flags);
 //  after the commit (gl_service does). 0, or -1 (out of memory).
 int gl_outbox_stage (gl_outbox_t *self, gl_tx_t *tx, const gl_event_t *ev, int flags);
 
-//  Publish ev, whose entry was just written (step 2), and delete the entry. 0 when published;
-//  -1 when left to the sweep (Redis unreachable, or fenced: the caller's loop finds out).
+//  Publish ev, whose entry was just written (step 2), and delete the entry (after flushing what
+//  gl_outbox_defer queued). 0 when published; -1 when left to the sweep (Redis unreachable, or
+//  fenced: the caller's loop finds out).
 int gl_outbox_deliver (gl_outbox_t *self, gl_event_t *ev, int flags);
 
-//  Deliver what is in the outbox (step 3), at most 1000 entries a call. Returns the number
+//  Batched delivery (step 2 for many writes at once). gl_outbox_defer queues a copy of ev, whose
+//  entry was just written, instead of publishing it now; gl_outbox_flush publishes what is
+//  queued, in order, with one gl_pub_send_batch per run of events with the same flags (at most
+//  GL_OUTBOX_BATCH_MAX each) and deletes their entries with one HDEL each. A service that
+//  handles many requests in one pass of its loop defers each request's event and flushes once
+//  at the end of the pass (the wake-up function arms a zero-delay timer, say): one append and
+//  one HDEL for all of them instead of two round trips per request. Nothing can be lost: each
+//  entry is durable in the outbox before it is queued, and whatever a crash or a failed flush
+//  leaves there, the sweep delivers. gl_outbox_deliver and gl_outbox_sweep flush first, so
+//  events keep their order; gl_outbox_destroy drops what is still queued (the sweep of the
+//  next start, or of another replica, delivers it).
+#define GL_OUTBOX_BATCH_MAX 256
+
+//  Called when gl_outbox_defer queues into an empty queue: the service should call
+//  gl_outbox_flush soon, from its loop (not from inside the wake-up function).
+typedef void (gl_outbox_wake_fn) (void *arg);
+
+//  Set the wake-up function (NULL: none; then the service must flush on its own schedule).
+void gl_outbox_set_wake (gl_outbox_t *self, gl_outbox_wake_fn *wake, void *arg);
+
+//  Queue a copy of ev (complete, its entry already written) for the next gl_outbox_flush. When
+//  GL_OUTBOX_BATCH_MAX events are queued already it flushes them first. 0 queued; -1 out of
+//  memory (the entry is left to the sweep).
+int gl_outbox_defer (gl_outbox_t *self, const gl_event_t *ev, int flags);
+
+//  Publish what is queued and delete its entries. Returns the number published; -1 when Redis
+//  or the publisher failed (the rest is left to the sweep; the queue is empty either way).
+int gl_outbox_flush (gl_outbox_t *self);
+
+//  Events queued by gl_outbox_defer and not yet flushed.
+size_t gl_outbox_deferred (gl_outbox_t *self);
+
+//  Deliver what is in the outbox (step 3), at most 1000 entries a call, after flushing what
+//  gl_outbox_defer queued. Returns the number
 //  delivered, or -1 when Redis or the publisher failed.
 int gl_outbox_sweep (gl_outbox_t *self);
 
