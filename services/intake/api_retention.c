@@ -1,18 +1,99 @@
 /*  api_retention — retention and the person export (docs/api/retention.md):
       POST /api/v1/retention/purge     admin: run the purge now (retention.h), audited
       POST /api/v1/persons/export      protection or admin: everything intake holds about one
-                                       person (a data-subject access request), audited
+                                       person (a data-subject access request), audited,
+                                       with scheduler's and referral's parts asked by bus
     The purge's timer is armed here too (retention_start), as route registration is the one
     place this concern is called from at start. */
 #include "audit.h"
+#include "contacts.h"
+#include "forward.h"
 #include "intake.h"
 #include "retention.h"
+#include "gl/gl_log.h"
 #include <string.h>
 
-//  The services that hold personal data of their own and would be asked for their part of an
-//  export by a bus request "<service>.person_export" once they answer it (docs/api/retention.md,
-//  "Other services"). Neither answers it yet, so the export says they were not asked.
-static const char *const s_not_asked[] = { "scheduler", "referral", NULL };
+//  The services that hold personal data of their own, asked for their part of an export by a
+//  bus request "<service>.person_export" (docs/api/retention.md, "Other services"). Referral
+//  holds intake's contact ids, not the person's numbers: it is sent the ids of the contacts
+//  found here. A service without an endpoint configured, or that does not answer 200, is
+//  listed under not_asked.
+static const struct {
+    const char *service;
+    const char *op;
+    bool contact_ids;
+} s_others[] = { { "scheduler", "scheduler.person_export", false },
+                 { "referral", "referral.person_export", true } };
+
+//  Ask the other services for the person's records: each answer {records, complete} goes under
+//  out[<service>]; the others are listed in out.not_asked.
+static void
+s_ask_others (intake_t *intake, http_req_t *req, const char *kind, const char *value, json_t *out)
+{
+    static const struct {
+        uint32_t flag;
+        const char *name;
+    } roles[] = { { GL_ROLE_AGENT, "agent" },           { GL_ROLE_SUPERVISOR, "supervisor" },
+                  { GL_ROLE_PROTECTION, "protection" }, { GL_ROLE_ADMIN, "admin" },
+                  { GL_ROLE_API_CLIENT, "api_client" } };
+    const http_caller_t *who = http_caller (req);
+    json_t *r = json_array (), *u = json_array ();
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        if (who->roles & roles[i].flag)
+            json_array_append_new (r, json_string (roles[i].name));
+    for (size_t i = 0; i < who->unit_count; i++)
+        json_array_append_new (u, json_string (who->units[i]));
+    //  The identifier as intake normalised it (retention_export has checked it).
+    char norm[CONTACTS_NUMBER_MAX + CONTACTS_PHONE_MAX + 8] = "";
+    if (strcmp (kind, "phone") == 0)
+        contacts_phone_normalise (value, contacts_country (intake), norm, sizeof norm);
+    else
+        contacts_number_normalise (value, norm, sizeof norm);
+    json_t *ids = json_array ();
+    size_t i;
+    json_t *c;
+    json_array_foreach (json_object_get (out, "contacts"), i, c) {
+        const char *id = json_string_value (json_object_get (c, "id"));
+        if (id)
+            json_array_append_new (ids, json_string (id));
+    }
+    json_t *na = json_array ();
+    for (size_t k = 0; k < sizeof s_others / sizeof s_others[0]; k++) {
+        gl_req_t *client = forward_client (intake, s_others[k].service);
+        if (!client) {
+            json_array_append_new (na, json_string (s_others[k].service));
+            continue;
+        }
+        json_t *body = json_pack ("{s:{s:s, s:O, s:O}, s:s}", "caller", "user_id", who->user_id,
+                                  "roles", r, "units", u, kind, norm);
+        if (s_others[k].contact_ids)
+            json_object_set (body, "contact_ids", ids);
+        gl_reply_t reply = { 0 };
+        int rc = gl_req_call (client, s_others[k].op, NULL, body,
+                              forward_timeout_ms (intake, s_others[k].service), &reply);
+        json_decref (body);
+        json_t *records = json_object_get (reply.body, "records");
+        if (rc == 0 && reply.status == 200 && json_is_object (records)) {
+            bool complete = json_is_true (json_object_get (reply.body, "complete"));
+            json_object_set_new (out, s_others[k].service,
+                                 json_pack ("{s:O, s:b}", "records", records, "complete",
+                                            complete));
+            if (!complete)
+                json_object_set_new (out, "complete", json_false ());
+        }
+        else {
+            gl_warn ("intake: person export: %s did not answer %s (status %d %s)",
+                     s_others[k].service, s_others[k].op, reply.status,
+                     reply.error_code ? reply.error_code : "");
+            json_array_append_new (na, json_string (s_others[k].service));
+        }
+        gl_reply_clear (&reply);
+    }
+    json_decref (r);
+    json_decref (u);
+    json_decref (ids);
+    json_object_set_new (out, "not_asked", na);
+}
 
 static int
 s_purge (intake_t *intake, http_req_t *req)
@@ -75,10 +156,7 @@ s_export (intake_t *intake, http_req_t *req)
         return http_reply_error (req, 503, "unavailable", "cannot audit the export now; retry",
                                  NULL);
     }
-    json_t *na = json_array ();
-    for (size_t i = 0; s_not_asked[i]; i++)
-        json_array_append_new (na, json_string (s_not_asked[i]));
-    json_object_set_new (out, "not_asked", na);
+    s_ask_others (intake, req, kind, value, out);
     return http_reply_json (req, 200, out);
 }
 

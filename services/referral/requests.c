@@ -10,6 +10,7 @@
 #include "referral.h"
 #include "gl/gl_clock.h"
 #include "gl/gl_log.h"
+#include "gl/gl_metrics.h"
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -479,6 +480,214 @@ s_on_emg_close (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_e
 }
 
 //  --------------------------------------------------------------------------------------------
+//  The person export (intake's POST /api/v1/persons/export; docs/events/referral.md
+//  "referral.person_export")
+//
+//  Referral's records hold intake's contact ids, never a case number, individual number or
+//  phone: referral cannot find a person by an identifier on its own. intake finds the person's
+//  contacts and sends their ids (contact_ids, at most S_EXPORT_IDS); referral answers every
+//  referral and emergency raised from one of those contacts, with the referral's history,
+//  comments and consent record. The identifier is checked (exactly one) and named by kind in
+//  the audit log line, never by value. The open and closed indexes (which together hold every
+//  referral until the retention purge deletes it) and the three emergency indexes are scanned
+//  in one script, bounded by GL_REFERRAL_EXPORT_SCAN_MAX records looked at.
+
+#define S_EXPORT_IDS  1000          //  contact ids in one request
+#define S_EXPORT_MAX  1000          //  records of one kind in an answer
+
+//  KEYS: none. ARGV: scan cap, referral key prefix, emergency key prefix, the index count n,
+//  n index keys (referrals first, then "|", then emergencies), contact ids...
+//  Returns {scanned, cap reached 0/1, {referral ids}, {emergency ids}}.
+static gl_redis_script_t s_export_lua = { .source =
+    "local cap, rp, ep, n = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])\n"
+    "local want = {}\n"
+    "for i = 5 + n, #ARGV do want[ARGV[i]] = true end\n"
+    "local scanned, full, out, emg = 0, 0, {{}, {}}, false\n"
+    "for i = 5, 4 + n do\n"
+    "  local key = ARGV[i]\n"
+    "  if key == '|' then emg = true\n"
+    "  elseif scanned >= cap then full = 1\n"
+    "  else\n"
+    "    local ids = redis.call('ZRANGE', key, 0, cap - scanned - 1)\n"
+    "    if #ids >= cap - scanned and redis.call('ZCARD', key) > #ids then full = 1 end\n"
+    "    local list = emg and out[2] or out[1]\n"
+    "    for _, id in ipairs(ids) do\n"
+    "      scanned = scanned + 1\n"
+    "      local c = redis.call('HGET', (emg and ep or rp) .. id, 'contact_id')\n"
+    "      if c and want[c] then list[#list + 1] = id end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return {scanned, full, out[1], out[2]}\n" };
+
+static gl_metric_t *s_m_exports;
+
+//  Exactly one identifier (its name in *kind), and the contact ids: 0 or a 400 naming the field.
+static int
+s_export_body (const json_t *body, const char **kind, json_t **ids, gl_rep_error_t *err)
+{
+    static const char *const names[] = { "case_number", "individual_number", "phone", NULL };
+    const char *key;
+    json_t *v;
+    json_object_foreach ((json_t *) body, key, v) {
+        bool ok = strcmp (key, "caller") == 0 || strcmp (key, "contact_ids") == 0;
+        for (size_t i = 0; names[i] && !ok; i++)
+            ok = strcmp (key, names[i]) == 0;
+        if (!ok) {
+            char name[GL_REQ_FIELD_MAX + 1];        //  outside input: printable and short
+            size_t n = 0;
+            for (const char *c = key; *c && n < sizeof name - 1; c++)
+                name[n++] = *c > 0x20 && *c < 0x7f ? *c : '?';
+            name[n] = 0;
+            return gl_rep_error (err, 400, "unknown_field", name, "unknown field");
+        }
+    }
+    *kind = NULL;
+    for (size_t i = 0; names[i]; i++) {
+        v = json_object_get (body, names[i]);
+        if (!v || json_is_null (v))
+            continue;
+        const char *s = json_string_value (v);
+        bool ok = s && *s && json_string_length (v) <= 32 && strlen (s) == json_string_length (v);
+        for (const char *c = s; ok && *c; c++)
+            ok = (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')
+                 || strchr (" -/.+", *c);
+        if (!ok)
+            return gl_rep_error (err, 400, "invalid_field", names[i],
+                                 "%s must be a normalised case number, individual number or "
+                                 "phone (1..32 characters)",
+                                 names[i]);
+        if (*kind)
+            return gl_rep_error (err, 400, "invalid_field", names[i],
+                                 "give exactly one of case_number, individual_number and phone");
+        *kind = names[i];
+    }
+    if (!*kind)
+        return gl_rep_error (err, 400, "missing_field", "case_number",
+                             "give one of case_number, individual_number and phone");
+    *ids = json_object_get (body, "contact_ids");
+    if (!*ids)
+        return gl_rep_error (err, 400, "missing_field", "contact_ids",
+                             "contact_ids (the person's contacts at intake) is required");
+    if (!json_is_array (*ids) || json_array_size (*ids) > S_EXPORT_IDS)
+        return gl_rep_error (err, 400, "invalid_field", "contact_ids",
+                             "contact_ids must be an array of at most %d ids", S_EXPORT_IDS);
+    size_t i;
+    json_array_foreach (*ids, i, v)
+        if (!gl_id_valid (json_string_value (v)))
+            return gl_rep_error (err, 400, "invalid_field", "contact_ids",
+                                 "contact_ids must hold ids (32 hex digits)");
+    return 0;
+}
+
+static int
+s_on_person_export (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_error_t *err)
+{
+    referral_t *self = arg;
+    if (!s_m_exports)
+        s_m_exports = gl_metrics_counter ("greenline_referral_person_exports_total",
+                                          "Person exports answered (referral.person_export)",
+                                          NULL);
+    rf_caller_t caller;
+    int st = s_caller (req->body, &caller, err);
+    if (st)
+        return st;
+    if (!caller.protection && !caller.admin)
+        return gl_rep_error (err, 403, "forbidden", NULL,
+                             "person exports are for protection staff and admins");
+    const char *kind = NULL;
+    json_t *ids = NULL;
+    if ((st = s_export_body (req->body, &kind, &ids, err)))
+        return st;
+    int64_t cap = gl_config_int (gl_service_config (self->svc), "GL_REFERRAL_EXPORT_SCAN_MAX",
+                                 200000, 100, 10000000);
+    size_t nids = json_array_size (ids);
+    const char **argv = calloc (10 + nids, sizeof *argv);
+    if (!argv)
+        return gl_rep_error (err, 503, "unavailable", NULL, "out of memory; retry");
+    char capbuf[24];
+    snprintf (capbuf, sizeof capbuf, "%" PRId64, cap);
+    int argc = 0;
+    argv[argc++] = capbuf;
+    argv[argc++] = RF_PREFIX "ref:";
+    argv[argc++] = RF_PREFIX "emg:";
+    argv[argc++] = "6";
+    argv[argc++] = RF_KEY_OPEN;
+    argv[argc++] = RF_KEY_CLOSED;
+    argv[argc++] = "|";
+    argv[argc++] = RF_KEY_EMG_OPEN;
+    argv[argc++] = RF_KEY_EMG_ACKED;
+    argv[argc++] = RF_KEY_EMG_CLOSED;
+    for (size_t i = 0; i < nids; i++)
+        argv[argc++] = json_string_value (json_array_get (ids, i));
+    redisReply *r = gl_redis_eval (self->redis, &s_export_lua, 0, argc, argv, NULL);
+    free (argv);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4
+        || r->element[2]->type != REDIS_REPLY_ARRAY || r->element[3]->type != REDIS_REPLY_ARRAY) {
+        if (r)
+            freeReplyObject (r);
+        return gl_rep_error (err, 503, "unavailable", NULL, "storage unreachable; retry");
+    }
+    bool partial = r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer != 0;
+    long long scanned = r->element[0]->type == REDIS_REPLY_INTEGER ? r->element[0]->integer : 0;
+    json_t *referrals = json_array (), *emergencies = json_array (), *consents = json_array ();
+    bool failed = false;
+    //  Referrals: the record, its history and comments; its consent as a record of its own.
+    redisReply *refs = r->element[2];
+    for (size_t i = 0; i < refs->elements && !failed; i++) {
+        if (json_array_size (referrals) >= S_EXPORT_MAX) {
+            partial = true;
+            break;
+        }
+        const char *id = refs->element[i]->str;
+        json_t *rec = s_load (self, id, &failed);
+        if (!rec)
+            continue;
+        char key[S_KEY_MAX];
+        json_t *v = rf_referral_view (rec);
+        snprintf (key, sizeof key, RF_PREFIX "ref:%s:history", id);
+        json_object_set_new (v, "history", s_list_key (self, key, 1000));
+        snprintf (key, sizeof key, RF_PREFIX "ref:%s:comments", id);
+        json_object_set_new (v, "comments", s_list_key (self, key, self->comments_max));
+        json_array_append_new (referrals, v);
+        json_array_append_new (
+            consents, json_pack ("{s:s, s:s, s:b, s:I}", "referral_id", id, "contact_id",
+                                 rf_str (rec, "contact_id"), "consent", rf_bool (rec, "consent"),
+                                 "at", (json_int_t) rf_int (rec, "consent_at")));
+        json_decref (rec);
+    }
+    redisReply *emgs = r->element[3];
+    for (size_t i = 0; i < emgs->elements && !failed; i++) {
+        if (json_array_size (emergencies) >= S_EXPORT_MAX) {
+            partial = true;
+            break;
+        }
+        char key[S_KEY_MAX];
+        rf_emergency_key (emgs->element[i]->str, key, sizeof key);
+        json_t *rec = rf_store_hgetall (self->redis, key, &failed);
+        if (rec)
+            json_array_append_new (emergencies, rf_emergency_view (rec));
+        json_decref (rec);
+    }
+    freeReplyObject (r);
+    if (failed) {
+        json_decref (referrals);
+        json_decref (emergencies);
+        json_decref (consents);
+        return gl_rep_error (err, 503, "unavailable", NULL, "storage unreachable; retry");
+    }
+    gl_metric_inc (s_m_exports, 1);
+    gl_info ("referral: person export by %s (%s, %zu contacts): %zu referrals, %zu emergencies, "
+             "%lld records looked at%s",
+             caller.user_id, kind, nids, json_array_size (referrals),
+             json_array_size (emergencies), scanned, partial ? ", partial" : "");
+    *reply = json_pack ("{s:{s:o, s:o, s:o}, s:b, s:I}", "records", "referrals", referrals,
+                        "emergencies", emergencies, "consents", consents, "complete", !partial,
+                        "scanned", (json_int_t) scanned);
+    return 200;
+}
+
+//  --------------------------------------------------------------------------------------------
 //  notifier's question
 
 static int
@@ -526,6 +735,7 @@ rf_requests_register (referral_t *self)
         { "referral.emergency_board", s_on_board },
         { "referral.emergency_ack", s_on_emg_ack },
         { "referral.emergency_close", s_on_emg_close },
+        { "referral.person_export", s_on_person_export },
     };
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if (gl_service_on (self->svc, ops[i].op, ops[i].fn, self) < 0)

@@ -382,6 +382,10 @@ requests_slots (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_e
 //  --------------------------------------------------------------------------------------------
 //  The service
 
+//  scheduler.person_export (export.c): a person's appointments and campaign targets, for
+//  intake's person export (docs/events/scheduler.md).
+gl_rep_fn export_person;
+
 int
 requests_register (scheduler_t *self)
 {
@@ -408,6 +412,7 @@ requests_register (scheduler_t *self)
         { "scheduler.progress", campaigns_progress },
         { "scheduler.export", campaigns_export },
         { "scheduler.campaign_status", campaigns_status },
+        { "scheduler.person_export", export_person },
     };
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if (gl_service_on (self->svc, ops[i].op, ops[i].fn, self) != 0)

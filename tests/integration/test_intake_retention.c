@@ -8,7 +8,9 @@
     notes, the change request, the stale case row, the old bus-log archive file) and nothing
     else (the records inside their period, the anonymous fields and the time and category
     indexes stay); a second run purges nothing; the complaint goes when its own longer period
-    is over. The export returns exactly one person's records, to protection and admin only.
+    is over. The export returns exactly one person's records, to protection and admin only,
+    with referral's part (a real gl-referral, asked with the person's contact ids) and scheduler
+    (no endpoint here) listed as not asked.
     Both are audited, never with the identifier. retention.purged carries type, count and
     cutoff; and no event in intake's log (every event the traffic of this test made) holds a
     case number, a phone number or any free text the test sent.
@@ -43,6 +45,8 @@ static gl_redis_t *s_rc;
 static char s_archive[256];
 static char s_agent[128], s_super[128], s_prot[128], s_client[128];
 static char s_agent_id[GL_ID_LEN + 1], s_tmp_id[GL_ID_LEN + 1];
+static pid_t s_referral = -1;           //  gl-referral, asked for its part of the export
+static char s_ref_log[300];
 
 //  Everything personal the test sends: no event may hold any of it.
 static const char *const s_secrets[]
@@ -178,6 +182,21 @@ t_archive_now (void)
     assert_int_equal (gl_srcinfo_read (s_rc, "intake-1", &info), 0);
     char cur[64];
     gl_cursor_format ((gl_cursor_t) { info.epoch, info.seq }, cur, sizeof cur);
+    //  gl-referral consumes intake-1 too: the log is trimmed behind it, so wait until it has
+    //  taken everything so far.
+    bool behind = true;
+    for (int i = 0; i < 600 && behind; i++) {
+        redisReply *c = gl_redis_cmd (s_rc, "HGET gl:cur:{referral} intake-1");
+        gl_cursor_t at;
+        behind = !c || c->type != REDIS_REPLY_STRING
+                 || gl_cursor_parse (c->str, c->len, &at) != 0 || at.epoch != info.epoch
+                 || at.seq < info.seq;
+        if (c)
+            freeReplyObject (c);
+        if (behind)
+            gl_sleep_ms (50);
+    }
+    assert_false (behind);
     redisReply *r = gl_redis_cmd (s_rc, "SADD gl:consumers rettest");
     freeReplyObject (r);
     r = gl_redis_cmd (s_rc, "HSET gl:cur:{rettest} intake-1 %s", cur);
@@ -216,10 +235,49 @@ t_setup (void **state)
         return -1;
     char archive_env[300];
     snprintf (archive_env, sizeof archive_env, "GL_ARCHIVE_DIR=%s", s_archive);
+    //  A real gl-referral takes intake's events and answers referral.person_export; scheduler
+    //  has no endpoint here, so the export lists it as not asked.
+    int ref_router = gl_test_free_port ();
+    char ref_env[100];
+    snprintf (ref_env, sizeof ref_env, "GL_ENDPOINT_REFERRAL=tcp://127.0.0.1:%d", ref_router);
     const char *extra[] = { archive_env, "GL_INTAKE_VERIFY_QUESTIONS=dob",
-                            "GL_INTAKE_RETAIN_CHECK_MS=200", NULL };
+                            "GL_INTAKE_RETAIN_CHECK_MS=200", ref_env,
+                            "GL_BUS_TOKENS=tok-retention", "GL_INTAKE_REFERRAL_TIMEOUT_MS=10000",
+                            NULL };
     s_in = gl_testintake_start (s_redis, extra);
     if (!s_in)
+        return -1;
+    char conf[300];
+    snprintf (conf, sizeof conf, "%s/referral.conf", s_redis->dir);
+    snprintf (s_ref_log, sizeof s_ref_log, "/tmp/gl-retention-referral-%d.log", (int) getpid ());
+    FILE *f = fopen (conf, "w");
+    if (!f)
+        return -1;
+    fputs ("unit protection 24x7\n"
+           "roster protection daily 00:00-24:00 d0000000000000000000000000000001\n"
+           "default protection\nsla * * ack=4h resolve=3d\n"
+           "escalation focal=1h supervisor=2h\nemergency protection ack=5m repeat=2m\n",
+           f);
+    fclose (f);
+    char env[10][320];
+    int n = 0;
+    snprintf (env[n++], 320, "GL_REDIS_HOST=127.0.0.1");
+    snprintf (env[n++], 320, "GL_REDIS_PORT=%d", s_redis->port);
+    snprintf (env[n++], 320, "GL_BUS_TOKENS=tok-retention");
+    snprintf (env[n++], 320, "GL_CLOCK_FILE=%s", s_in->clock_path);
+    snprintf (env[n++], 320, "GL_BUS_BIND_PUB=tcp://127.0.0.1:%d", gl_test_free_port ());
+    snprintf (env[n++], 320, "GL_BUS_BIND_ROUTER=tcp://127.0.0.1:%d", ref_router);
+    snprintf (env[n++], 320, "GL_BUS_PUB_ENDPOINTS=tcp://127.0.0.1:%d", s_in->pub_port);
+    snprintf (env[n++], 320, "GL_REFERRAL_CONFIG=%s", conf);
+    snprintf (env[n++], 320, "GL_HEALTH_PORT=0");
+    char *envp[11];
+    for (int i = 0; i < n; i++)
+        envp[i] = env[i];
+    envp[n] = NULL;
+    char *argv[] = { "gl-referral", NULL };
+    s_referral = gl_test_spawn (gl_test_build_path ("services/referral/gl-referral"), argv, envp,
+                                s_ref_log);
+    if (s_referral <= 0)
         return -1;
     s_rc = gl_redis_new ("127.0.0.1", s_redis->port, NULL, 5000, 5000);
     //  The timer looks every 200 ms; no run is due until test_timer says so (the on-demand
@@ -245,6 +303,23 @@ static int
 t_teardown (void **state)
 {
     (void) state;
+    if (s_referral > 0)
+        gl_test_stop (s_referral, 10000);
+    //  Referral logged the exports by kind of identifier, never its value.
+    FILE *f = fopen (s_ref_log, "r");
+    char line[4096];
+    int exports = 0;
+    while (f && fgets (line, sizeof line, f)) {
+        for (size_t i = 0; s_secrets[i]; i++)
+            if (strstr (line, s_secrets[i]))
+                fail_msg ("personal data in referral's log: %s", line);
+        exports += strstr (line, "person export by") != NULL;
+    }
+    if (f)
+        fclose (f);
+    unlink (s_ref_log);
+    if (exports < 4)
+        fail_msg ("referral logged %d exports", exports);
     gl_testintake_destroy (&s_in);
     gl_redis_destroy (&s_rc);
     gl_testredis_destroy (&s_redis);
@@ -403,8 +478,13 @@ test_retention (void **state)
                          "{\"csv\":\"case_no,as_of,dob\\nRET-2002,2027-02-04,1970-01-02\\n\"}",
                          200));
 
-    //  Day 740: the export first. Protection and admin only; exactly A's records.
+    //  Day 740: the export first. Protection and admin only; exactly A's records. Referral has
+    //  taken A's emergency from intake's log by now (waited for, not assumed).
     t_clock (740);
+    snprintf (key, sizeof key, "referral:{referral}:emg:%s", e_a);
+    for (int i = 0; i < 600 && t_int ("EXISTS", key) == 0; i++)
+        gl_sleep_ms (50);
+    assert_int_equal (t_int ("EXISTS", key), 1);
     t_error (s_agent, "POST", "/api/v1/persons/export", "{\"case_number\":\"RET-1001\"}", 403,
              "forbidden");
     t_error (s_super, "POST", "/api/v1/persons/export", "{\"case_number\":\"RET-1001\"}", 403,
@@ -434,9 +514,22 @@ test_retention (void **state)
                          chg);
     assert_true (json_is_object (json_object_get (j, "case")));
     assert_true (json_is_true (json_object_get (j, "complete")));
-    assert_int_equal (t_len (j, "not_asked"), 2);
+    //  Referral was asked with A's contact ids: the emergency raised from A's contact.
+    assert_int_equal (t_len (j, "not_asked"), 1);
+    assert_string_equal (json_string_value (json_array_get (json_object_get (j, "not_asked"), 0)),
+                         "scheduler");
+    json_t *ref = json_object_get (json_object_get (j, "referral"), "records");
+    assert_true (json_is_true (json_object_get (json_object_get (j, "referral"), "complete")));
+    assert_int_equal (json_array_size (json_object_get (ref, "referrals")), 0);
+    assert_int_equal (json_array_size (json_object_get (ref, "emergencies")), 1);
+    assert_string_equal (json_string_value (json_object_get (
+                             json_array_get (json_object_get (ref, "emergencies"), 0),
+                             "emergency_id")),
+                         e_a);
     json_decref (j);
     j = t_export (s_in->admin_token, "{\"phone\":\"00962 79 111 2233\"}");
+    ref = json_object_get (json_object_get (j, "referral"), "records");
+    assert_int_equal (json_array_size (json_object_get (ref, "emergencies")), 1);
     assert_int_equal (t_len (j, "contacts"), 1);
     assert_int_equal (t_len (j, "complaints"), 1);
     assert_int_equal (t_len (j, "change_requests"), 0);
@@ -445,6 +538,9 @@ test_retention (void **state)
     j = t_export (s_prot, "{\"case_number\":\"RET-2002\"}");
     assert_int_equal (t_len (j, "contacts"), 1);
     assert_int_equal (t_len (j, "complaints"), 1);
+    ref = json_object_get (json_object_get (j, "referral"), "records");
+    assert_int_equal (json_array_size (json_object_get (ref, "emergencies")), 0);
+    assert_int_equal (json_array_size (json_object_get (ref, "referrals")), 0);
     json_decref (j);
     j = t_export (s_prot, "{\"individual_number\":\"ind 77\"}");
     assert_int_equal (t_len (j, "contacts"), 1);

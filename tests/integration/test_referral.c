@@ -8,7 +8,9 @@
     drives; the SLA clock paused and resumed; the overdue list; partners: the signed link, its
     tampering and expiry, consent; notifier's partner_contact; the emergency chain from
     dispatch to acknowledgement, its board and delivery reports; bad input; events raised while
-    referral was stopped are applied when it starts.
+    referral was stopped are applied when it starts; the person export (referral.person_export)
+    returns exactly the referrals and emergencies of the contact ids intake sends, to protection
+    and admin only.
 
     ctest: timeout=300 */
 #include "test_referral_env.h"
@@ -665,6 +667,196 @@ test_raised_while_down (void **state)
     json_decref (n);
 }
 
+//  referral.person_export as intake sends it: {caller, <identifier>, contact_ids} (body taken).
+static int
+t_export (const char *roles, json_t *body, json_t **out)
+{
+    json_error_t e;
+    json_object_set_new (body, "caller",
+                         json_pack ("{s:s, s:o, s:[]}", "user_id", P1, "roles",
+                                    json_loads (roles, 0, &e), "units"));
+    gl_reply_t reply = { 0 };
+    int rc = gl_req_call (s_client, "referral.person_export", NULL, body, 10000, &reply);
+    json_decref (body);
+    assert_int_equal (rc, 0);
+    int status = reply.status;
+    if (status >= 400)
+        *out = json_pack ("{s:s, s:s}", "code", reply.error_code ? reply.error_code : "",
+                          "field", reply.error_field ? reply.error_field : "");
+    else
+        *out = json_incref (reply.body);
+    gl_reply_clear (&reply);
+    return status;
+}
+
+static void
+t_export_error (const char *roles, json_t *body, int want, const char *code, const char *field)
+{
+    json_t *out = NULL;
+    int status = t_export (roles, body, &out);
+    if (status != want || strcmp (t_s (out, "code", NULL), code) != 0)
+        fprintf (stderr, "person_export: expected %d %s, got %d %s %s\n", want, code, status,
+                 t_s (out, "code", NULL), t_s (out, "field", NULL));
+    assert_int_equal (status, want);
+    assert_string_equal (t_s (out, "code", NULL), code);
+    assert_string_equal (t_s (out, "field", NULL), field);
+    json_decref (out);
+}
+
+//  True when records[kind] holds exactly the ids (field) given, in any order.
+static bool
+t_has_exactly (json_t *out, const char *kind, const char *field, const char *a, const char *b)
+{
+    json_t *list = json_object_get (json_object_get (out, "records"), kind);
+    size_t want = (a ? 1 : 0) + (b ? 1 : 0);
+    if (json_array_size (list) != want)
+        return false;
+    size_t i;
+    json_t *v;
+    json_array_foreach (list, i, v) {
+        const char *id = t_s (v, field, NULL);
+        if (!id || !((a && strcmp (id, a) == 0) || (b && strcmp (id, b) == 0)))
+            return false;
+    }
+    return true;
+}
+
+//  The person export: the referrals and emergencies raised from the person's contacts (the
+//  ids intake found), with history, comments and consent; nobody else's. Protection and admin
+//  only; bad bodies named.
+static void
+test_person_export (void **state)
+{
+    const char *cx = "c0000000000000000000000000000a01", *cy = "c0000000000000000000000000000a02",
+               *cz = "c0000000000000000000000000000a03";
+    char r1[GL_ID_LEN + 1], r2[GL_ID_LEN + 1], r3[GL_ID_LEN + 1], e1[GL_ID_LEN + 1];
+    gl_id_new (r1);
+    gl_id_new (r2);
+    gl_id_new (r3);
+    gl_id_new (e1);
+    t_intake_event ("referral.requested", r1,
+                    json_pack ("{s:s, s:s, s:s, s:b, s:s, s:s, s:s}", "contact_id", cx,
+                               "category", "legal.residency", "priority", "normal", "consent",
+                               true, "agent_id", AGENT, "language", "ar", "referral_id", r1));
+    t_intake_event ("referral.requested", r2,
+                    json_pack ("{s:s, s:s, s:s, s:b, s:s, s:s, s:s}", "contact_id", cy,
+                               "category", "legal.residency", "priority", "low", "consent", false,
+                               "agent_id", AGENT, "language", "ar", "referral_id", r2));
+    t_intake_event ("referral.requested", r3,
+                    json_pack ("{s:s, s:s, s:s, s:b, s:s, s:s, s:s}", "contact_id", cz,
+                               "category", "legal.residency", "priority", "normal", "consent",
+                               true, "agent_id", AGENT, "language", "ar", "referral_id", r3));
+    t_intake_event ("emergency.raised", e1,
+                    json_pack ("{s:s, s:s, s:n, s:s, s:b, s:s, s:s, s:s}", "type", "medical",
+                               "contact_id", cy, "call_id", "location", "zaatari",
+                               "callback_possible", true, "agent_id", AGENT, "language", "ar",
+                               "emergency_id", e1));
+    json_decref (t_wait_events ("referral.routed", r1, 1));
+    json_decref (t_wait_events ("referral.routed", r2, 1));
+    json_decref (t_wait_events ("referral.routed", r3, 1));
+    json_decref (t_wait_events ("emergency.dispatched", e1, 1));
+    json_decref (t_expect (200, NULL, NULL, "referral.comment", L1, T_PROT, "[\"legal\"]", r1,
+                           NULL, "{\"text\":\"EXPORT-COMMENT\"}", "k-export-comment"));
+
+    //  The person's two contacts (x, y): their referrals and emergency, nobody else's.
+    json_t *out = NULL;
+    assert_int_equal (t_export (T_PROT,
+                                json_pack ("{s:s, s:[s,s]}", "case_number", "QZA11C00001",
+                                           "contact_ids", cx, cy),
+                                &out),
+                      200);
+    assert_true (json_is_true (json_object_get (out, "complete")));
+    assert_true (t_has_exactly (out, "referrals", "referral_id", r1, r2));
+    assert_true (t_has_exactly (out, "emergencies", "emergency_id", e1, NULL));
+    assert_true (t_has_exactly (out, "consents", "referral_id", r1, r2));
+    json_t *list = json_object_get (json_object_get (out, "records"), "referrals");
+    for (size_t i = 0; i < json_array_size (list); i++) {
+        json_t *ref = json_array_get (list, i);
+        bool first = strcmp (t_s (ref, "referral_id", NULL), r1) == 0;
+        assert_string_equal (t_s (ref, "contact_id", NULL), first ? cx : cy);
+        assert_true (json_array_size (json_object_get (ref, "history")) >= 1);
+        json_t *comments = json_object_get (ref, "comments");
+        assert_int_equal (json_array_size (comments), first ? 1 : 0);
+        if (first)
+            assert_string_equal (t_s (json_array_get (comments, 0), "text", NULL),
+                                 "EXPORT-COMMENT");
+    }
+    list = json_object_get (json_object_get (out, "records"), "consents");
+    for (size_t i = 0; i < json_array_size (list); i++) {
+        json_t *c = json_array_get (list, i);
+        bool first = strcmp (t_s (c, "referral_id", NULL), r1) == 0;
+        assert_true (json_is_boolean (json_object_get (c, "consent")));
+        assert_true (json_is_true (json_object_get (c, "consent")) == first);
+        assert_true (t_i (c, "at", NULL) > 0);
+    }
+    json_decref (out);
+    //  Admins too; another person (z) gets z's only; no contacts: nothing, complete.
+    assert_int_equal (t_export ("[\"admin\"]",
+                                json_pack ("{s:s, s:[s]}", "phone", "962790555001",
+                                           "contact_ids", cz),
+                                &out),
+                      200);
+    assert_true (t_has_exactly (out, "referrals", "referral_id", r3, NULL));
+    assert_true (t_has_exactly (out, "emergencies", "emergency_id", NULL, NULL));
+    json_decref (out);
+    assert_int_equal (t_export (T_PROT,
+                                json_pack ("{s:s, s:[]}", "individual_number", "IND77",
+                                           "contact_ids"),
+                                &out),
+                      200);
+    assert_true (t_has_exactly (out, "referrals", "referral_id", NULL, NULL));
+    assert_true (t_has_exactly (out, "emergencies", "emergency_id", NULL, NULL));
+    assert_true (json_is_true (json_object_get (out, "complete")));
+    json_decref (out);
+
+    //  Other roles: 403, even a supervisor of the unit.
+    t_export_error (T_AGNT, json_pack ("{s:s, s:[s]}", "case_number", "QZA1", "contact_ids", cx),
+                    403, "forbidden", "");
+    t_export_error (T_SUPR, json_pack ("{s:s, s:[s]}", "case_number", "QZA1", "contact_ids", cx),
+                    403, "forbidden", "");
+    //  Bad bodies: named.
+    t_export_error (T_PROT, json_pack ("{s:[s]}", "contact_ids", cx), 400, "missing_field",
+                    "case_number");
+    t_export_error (T_PROT,
+                    json_pack ("{s:s, s:s, s:[s]}", "case_number", "QZA1", "phone", "9627",
+                               "contact_ids", cx),
+                    400, "invalid_field", "phone");
+    t_export_error (T_PROT, json_pack ("{s:s}", "case_number", "QZA1"), 400, "missing_field",
+                    "contact_ids");
+    t_export_error (T_PROT, json_pack ("{s:s, s:s}", "case_number", "QZA1", "contact_ids", cx),
+                    400, "invalid_field", "contact_ids");
+    t_export_error (T_PROT,
+                    json_pack ("{s:s, s:[s]}", "case_number", "QZA1", "contact_ids", "nope"),
+                    400, "invalid_field", "contact_ids");
+    t_export_error (T_PROT,
+                    json_pack ("{s:s, s:[s]}", "case_number", "QZ\"A1", "contact_ids", cx),
+                    400, "invalid_field", "case_number");
+    t_export_error (T_PROT,
+                    json_pack ("{s:i, s:[s]}", "case_number", 5, "contact_ids", cx),
+                    400, "invalid_field", "case_number");
+    t_export_error (T_PROT,
+                    json_pack ("{s:s, s:[s], s:i}", "case_number", "QZA1", "contact_ids", cx,
+                               "extra", 1),
+                    400, "unknown_field", "extra");
+    json_t *many = json_array ();
+    for (int i = 0; i < 1001; i++)
+        json_array_append_new (many, json_string (cx));
+    t_export_error (T_PROT, json_pack ("{s:s, s:o}", "case_number", "QZA1", "contact_ids", many),
+                    400, "invalid_field", "contact_ids");
+    //  Each export logged by the kind of identifier, never its value.
+    FILE *f = fopen (s_log_path, "r");
+    assert_non_null (f);
+    char line[4096];
+    int lines = 0;
+    while (fgets (line, sizeof line, f)) {
+        assert_null (strstr (line, "QZA"));
+        assert_null (strstr (line, "962790555001"));
+        lines += strstr (line, "referral: person export by") != NULL;
+    }
+    fclose (f);
+    assert_int_equal (lines, 3);
+}
+
 //  A year and more later, what was closed is purged (record, history, comments, the closed
 //  emergency); what is still open stays.
 static void
@@ -754,6 +946,7 @@ main (void)
         cmocka_unit_test (test_emergency_chain),
         cmocka_unit_test (test_bad_input),
         cmocka_unit_test (test_raised_while_down),
+        cmocka_unit_test (test_person_export),
         cmocka_unit_test (test_retention_purge),
         cmocka_unit_test (test_bad_config_stops_the_start),
         cmocka_unit_test (test_clean_stop),
