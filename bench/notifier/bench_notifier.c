@@ -3,7 +3,7 @@
     Kannel, and emergency SMS one at a time for the latency from notification.requested to
     Kannel's acceptance (the notification.sent event; both stamps from this host's clock).
     Asserts that every message arrived exactly once at the receiving server; prints the figures
-    (docs/operations/notifier.md, "Figures"), with no threshold on them. */
+    (docs/operations.md, "Figures"), with no threshold on them. */
 /*  Run: bench/notifier/run.sh (not part of ctest: benchmarks live in bench/). */
 #include "../../tests/integration/test_notifier_env.h"
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/*  bench_reporting — reporting's figures (docs/performance/reporting.md).
+/*  bench_reporting — reporting's figures (docs/performance.md).
 
         bench_reporting ingest [days]     in process: a year (365 days) of 10,000 calls a day
                                           (offered, answered or abandoned, ended, the contact,

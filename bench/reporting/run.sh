@@ -1,5 +1,5 @@
 #!/bin/sh
-# reporting's benchmark (docs/performance/reporting.md): a private redis-server, the reference
+# reporting's benchmark (docs/performance.md): a private redis-server, the reference
 # (redis-benchmark XADD, the bus's append, measured in the same run), the in-process ingest and
 # report times over a year of history, then gl-reporting fed through the bus (events/s applied,
 # wallboard freshness).

@@ -2,7 +2,7 @@
     and appreciation received through the line, their handling from received to closed with the
     answer given to the person, deadlines per type on the business clock, and sensitive
     complaints (PSEA, fraud, staff misconduct) kept to the designated focal point
-    (docs/api/complaints.md; events in docs/events/intake-part2.md).
+    (docs/api/complaints.md; events in docs/events.md).
 
     State held by the actor (intake->complaints): the settings below. Records are docstore
     documents (docstore.h):
@@ -65,7 +65,7 @@ bool complaints_close_unacknowledged (intake_t *intake);
 int64_t complaints_idem_ttl_ms (intake_t *intake);
 
 //  A new complaint.* event of type about rec, carrying the fields every complaint event has
-//  (docs/events/intake-part2.md): ids, codes and times, never text. NULL when out of memory.
+//  (docs/events.md): ids, codes and times, never text. NULL when out of memory.
 gl_event_t *complaints_event (const json_t *rec, const char *type);
 
 //  Bring rec's entries in the deadline index up to date in tx: "<id>:acknowledge" at

@@ -295,7 +295,7 @@ s_start_bus (intake_t *self, const s_settings_t *set, char *err, size_t errlen)
     gl_pub_opts_t opts;
     gl_pub_opts_default (&opts);
     opts.bind = set->pub_bind;
-    //  CurveZMQ, when GL_BUS_CURVE_CERT is set (gl_curve.h; docs/operations/deployment.md).
+    //  CurveZMQ, when GL_BUS_CURVE_CERT is set (gl_curve.h; docs/operations.md ("Deploying Greenline")).
     if (gl_curve_new_from_config (self->config, &self->curve, err, errlen) != 0)
         return -1;
     opts.curve = self->curve;

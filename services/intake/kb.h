@@ -4,7 +4,7 @@
     once), tags, and full-text search in any language (kbtext.h: English, French and Arabic
     folded). Briefings: each published change becomes a briefing that agents read and
     acknowledge; supervisors see who has not (docs/api/kb.md; events in
-    docs/events/intake-part2.md).
+    docs/events.md).
 
     State held by the actor (intake->kb): the expiry sweep timer. Records are docstore
     documents (docstore.h):

@@ -1,7 +1,7 @@
 /*  qa — quality reviews: a supervisor draws a random sample of an agent's contacts, scores one
     on a configured scorecard (scorecard.h) with a comment, and the agent reads the feedback and
     acknowledges it; scores by criterion per agent and period (docs/api/qa.md; events in
-    docs/events/intake-part2.md).
+    docs/events.md).
 
     State held by the actor (intake->qa): the scorecards. Records are docstore documents:
       intake:{intake}:qa:sample:<id>            hash {doc, v}  a sample

@@ -1,5 +1,5 @@
 /*  retention — personal data is not kept past its retention period (ARCHITECTURE.md,
-    "Protecting the people in the data"; docs/operations/retention.md), and everything intake
+    "Protecting the people in the data"; docs/operations.md), and everything intake
     holds about one person can be exported on a formal request (docs/api/retention.md).
 
     The purge. Per record type, a period in days from settings (GL_INTAKE_RETAIN_<TYPE>_DAYS):

@@ -1,4 +1,4 @@
-/*  notifier — the service object: its settings (docs/operations/notifier.md), the work queue,
+/*  notifier — the service object: its settings (docs/operations.md), the work queue,
     the templates, the delivery-report listener, the subscriber, the timer and the requests.
 */
 #include "notifier.h"

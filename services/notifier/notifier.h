@@ -1,5 +1,5 @@
 /*  notifier — everything that leaves Greenline: SMS, e-mail, signed webhooks, console alerts and
-    voice calls, from notification.requested events (docs/events/notifier.md).
+    voice calls, from notification.requested events (docs/events.md).
 
     Where is what:
       main.c          the process: gl_service, notifier_new, run
@@ -74,7 +74,7 @@ void tpl_destroy (tpl_t **self_p);
 char *tpl_render (const tpl_t *self, const json_t *vars, int escape, char *reason,
                   size_t reasonlen, char *detail, size_t detaillen);
 
-//  The set of message templates: <code>.<lang>.txt files (see docs/operations/notifier.md).
+//  The set of message templates: <code>.<lang>.txt files (see docs/operations.md).
 typedef struct _templates_t templates_t;
 
 templates_t *templates_new (void);

@@ -1,4 +1,4 @@
-/*  payload — the notification.requested payload (docs/events/notifier.md), checked field by
+/*  payload — the notification.requested payload (docs/events.md), checked field by
     field before anything is queued: it comes from other services, so it is outside data.
 */
 #include "notifier.h"

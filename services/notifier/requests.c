@@ -1,4 +1,4 @@
-/*  requests — what notifier answers on the bus (docs/events/notifier.md, "Requests"), for
+/*  requests — what notifier answers on the bus (docs/events.md, "Requests"), for
     intake's forwarded admin API (docs/api/notifier.md): a notification's status, the dead
     letters, and replaying one. Every body is the forwarded shape
     {caller:{user_id, roles, units}, params, query, body}; only admins and supervisors are

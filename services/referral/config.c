@@ -1,4 +1,4 @@
-/*  config — referral's configuration file (docs/operations/referral.md, "The configuration
+/*  config — referral's configuration file (docs/operations.md, "The configuration
     file") and the business clock arithmetic.
 
     One directive per line, words separated by spaces or tabs, '#' starts a comment line:

@@ -1,5 +1,5 @@
 /*  notify — notification.requested, the contract shared with notifier (docs/events.md and
-    docs/events/referral.md): an idempotency id, a template code, a priority, channels, a
+    docs/events.md): an idempotency id, a template code, a priority, channels, a
     recipient that is never a phone number, address or name, and parameters that are ids,
     codes, times and counts only. corr is the referral or emergency the notice is about.
 */

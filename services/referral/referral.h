@@ -1,6 +1,6 @@
 /*  referral — units, partners, duty rosters, routing rules, SLAs; referrals and their lifecycle;
     emergencies and their escalation chain (ARCHITECTURE.md, "Services"; docs/api/referral.md,
-    docs/events/referral.md, docs/operations/referral.md).
+    docs/events.md, docs/operations.md).
 
     Where is what:
       config.c       the configuration file (units, partners, rosters, rules, SLAs, hours) and

@@ -1,4 +1,4 @@
-/*  referrals — a referral's lifecycle (docs/api/referral.md, docs/events/referral.md).
+/*  referrals — a referral's lifecycle (docs/api/referral.md, docs/events.md).
 
         requested (intake) -> routed -> acknowledged -> in_progress -> closed (with an outcome)
                                  \            \              \-> rejected (with a reason)

@@ -1,4 +1,4 @@
-/*  requests — the bus requests referral answers (docs/events/referral.md, "Requests").
+/*  requests — the bus requests referral answers (docs/events.md, "Requests").
 
     Most come from intake's forwarded API (services/intake/api_referral.c, forward.h): the body
     is {caller: {user_id, roles, units}, params, query, body}; each handler validates all four
@@ -480,7 +480,7 @@ s_on_emg_close (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_e
 }
 
 //  --------------------------------------------------------------------------------------------
-//  The person export (intake's POST /api/v1/persons/export; docs/events/referral.md
+//  The person export (intake's POST /api/v1/persons/export; docs/events.md
 //  "referral.person_export")
 //
 //  Referral's records hold intake's contact ids, never a case number, individual number or

@@ -51,7 +51,7 @@ typedef struct {
 
 typedef struct _rep_agg_t rep_agg_t;
 
-//  Read the settings (see docs/operations/reporting.md). -1 with the key at fault in err.
+//  Read the settings (see docs/operations.md). -1 with the key at fault in err.
 int rep_conf_load (rep_conf_t *conf, gl_config_t *config, char *err, size_t errlen);
 
 //  Defaults without a configuration (tests).

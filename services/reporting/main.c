@@ -1,4 +1,4 @@
-/*  gl-reporting: the reporting service (docs/operations/reporting.md).
+/*  gl-reporting: the reporting service (docs/operations.md).
         gl-reporting              run the service
         gl-reporting --rebuild    recompute the aggregates from the event logs and archives
 */

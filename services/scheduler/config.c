@@ -1,5 +1,5 @@
 /*  config — scheduler's configuration file: reception centres, services, reminders, the callback
-    list. The format (docs/operations/scheduler.md) is INI-like:
+    list. The format (docs/operations.md) is INI-like:
         [centre amman-1]
         name = Amman reception centre
         timezone = +03:00

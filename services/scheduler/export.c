@@ -1,5 +1,5 @@
 /*  export — scheduler's part of a person export (a data-subject access request), answered to
-    intake's bus request scheduler.person_export (docs/events/scheduler.md, docs/api/retention.md
+    intake's bus request scheduler.person_export (docs/events.md, docs/api/retention.md
     "Other services").
 
     The body: {caller: {user_id, roles, units}, case_number | individual_number | phone}, exactly

@@ -1,6 +1,6 @@
 /*  gl-scheduler — reception centres, slots, appointments, reminders and outbound call lists.
     A thin main (STYLE.md): the process skeleton is gl_service; scheduler_new registers the
-    handlers, timers and the subscriber. Settings: docs/operations/scheduler.md.
+    handlers, timers and the subscriber. Settings: docs/operations.md.
 */
 #include "scheduler.h"
 #include "gl/gl_log.h"

@@ -383,7 +383,7 @@ requests_slots (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_e
 //  The service
 
 //  scheduler.person_export (export.c): a person's appointments and campaign targets, for
-//  intake's person export (docs/events/scheduler.md).
+//  intake's person export (docs/events.md).
 gl_rep_fn export_person;
 
 int

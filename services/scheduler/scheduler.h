@@ -8,7 +8,7 @@
       requests.c      the bus handlers (scheduler.*) and the forwarded-request envelope
       store.c         the one Lua script every write goes through (guards, writes, outbox, reply)
       retention.c     personal data removed after the retention period
-    Keys: "scheduler:{scheduler}:..." (docs/operations/scheduler.md lists them).
+    Keys: "scheduler:{scheduler}:..." (docs/operations.md lists them).
 */
 #ifndef SCHEDULER_H
 #define SCHEDULER_H
@@ -270,7 +270,7 @@ struct _scheduler_t {
     gl_sub_t *sub;
     uint64_t reminders_sent;
     uint64_t leases_expired;
-    //  metrics (docs/operations/scheduler.md)
+    //  metrics (docs/operations.md)
     struct _gl_metric_t *m_booked, *m_refused, *m_reminders, *m_leases, *m_outcomes,
         *m_slots_us;
 };

@@ -1,9 +1,9 @@
 /*  No event carries personal data, by contract: every event type documented in docs/events.md
-    and every docs/events/<name>.md is read with its field table, and no field of an event (requests are
+    is read with its field table, and no field of an event (requests are
     exempt: they travel point to point, to the service that holds the record) may be named like
     personal data or free text (phone, case number, notes, description, name ...). The one
     documented exception is notification.console's rendered title and body, whose templates
-    carry ids, codes and times only (docs/events/notifier.md).
+    carry ids, codes and times only (docs/events.md).
 
     What the services really publish is checked against the same rule by their own tests'
     traffic (test_intake_retention decodes every event of intake's log and archives after
@@ -170,11 +170,11 @@ test_documented_events (void **state)
     char path[1024];
     snprintf (path, sizeof path, "%s/docs/events.md", src);
     s_scan_file (path, &scan);
+    //  Any fragments still waiting to be folded into docs/events.md are read too.
     snprintf (path, sizeof path, "%s/docs/events", src);
     DIR *d = opendir (path);
-    assert_non_null (d);
     struct dirent *de;
-    while ((de = readdir (d))) {
+    while (d && (de = readdir (d))) {
         size_t n = strlen (de->d_name);
         if (n < 4 || strcmp (de->d_name + n - 3, ".md") != 0)
             continue;
@@ -182,7 +182,8 @@ test_documented_events (void **state)
         snprintf (file, sizeof file, "%s/%s", path, de->d_name);
         s_scan_file (file, &scan);
     }
-    closedir (d);
+    if (d)
+        closedir (d);
     if (*scan.bad)
         fail_msg ("events documented with personal-data fields:\n%s", scan.bad);
     //  The scan did find the catalogue (it cannot pass by reading nothing).

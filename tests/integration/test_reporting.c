@@ -3,7 +3,7 @@
     exactly against hand-computed figures (ASA 36 s, abandonment 25 %, service level 25 % / 50 %,
     AHT 210 s); who may see what; bad queries refused naming the field; the wallboard (queue,
     agents planned and present); the exports; the daily report announced with a
-    notification.requested for the supervisors (docs: /tmp contract, docs/events/reporting.md);
+    notification.requested for the supervisors (docs: /tmp contract, docs/events.md);
     and `gl-reporting --rebuild`, from the archive and the log, equal to the incremental state.
     ctest: timeout=300 */
 #include <setjmp.h>

@@ -1,5 +1,5 @@
 /*  scheduler.person_export: gl-scheduler as a process against a private redis-server, asked
-    over real ZeroMQ as intake asks it for a person export (docs/events/scheduler.md).
+    over real ZeroMQ as intake asks it for a person export (docs/events.md).
 
     Two people hold appointments (one of the first's cancelled) and outbound targets (by case
     number, by phone in international and national form): the export by case number (sent as

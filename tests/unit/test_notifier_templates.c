@@ -1,7 +1,7 @@
 /*  notifier's templates: the template language (variables, filters, escaping, errors with their
     line), template files (sections, fallback language, RTL HTML), every shipped template in
     config/templates in en, fr and ar rendering with the params documented in
-    docs/events/notifier.md, SMS segment counting (GSM-7 / UCS-2) and E.164 checks.
+    docs/events.md, SMS segment counting (GSM-7 / UCS-2) and E.164 checks.
     templates.c is compiled in (unit tests link glshared only). */
 #include "../../services/notifier/templates.c"
 #include <setjmp.h>

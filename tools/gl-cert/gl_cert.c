@@ -8,7 +8,7 @@
 
     NAME is what endpoints call the server ("tcp://scheduler:7112#scheduler"): 1..32 of
     a-z 0-9 _ . -. Existing files are never overwritten: rotating a key means a new NAME or
-    moving the old files away first (docs/operations/deployment.md, "Rotate bus keys").
+    moving the old files away first (docs/operations.md ("Deploying Greenline"), "Rotate bus keys").
     Exit status 0, 1 on any error (reason on stderr), 2 on a usage error.
 */
 #include "gl/gl_curve.h"
