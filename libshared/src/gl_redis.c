@@ -19,6 +19,10 @@ struct _gl_redis_t {
     int reconnect_ms;
     uint64_t connects;
     char errstr[256];
+    //  Sentinel (gl_redis_set_sentinels): the primary's address is asked for at each connect.
+    char *sentinels;            //  "host:port,host:port", NULL when not used
+    char *master_name;
+    char *sentinel_password;
 };
 
 gl_redis_t *
@@ -48,7 +52,50 @@ gl_redis_new_from_config (gl_config_t *config)
     const char *user = gl_config_str (config, "GL_REDIS_USER", NULL);
     if (self && user && *user)
         self->user = strdup (user);
+    const char *sentinels = gl_config_str (config, "GL_REDIS_SENTINELS", NULL);
+    if (self && sentinels && *sentinels
+        && gl_redis_set_sentinels (self, sentinels,
+                                   gl_config_str (config, "GL_REDIS_MASTER_NAME", "greenline"),
+                                   gl_config_str (config, "GL_REDIS_SENTINEL_PASSWORD", NULL))
+               != 0) {
+        gl_error ("redis: GL_REDIS_SENTINELS must be host:port[,host:port...] and "
+                  "GL_REDIS_MASTER_NAME a name");
+        gl_redis_destroy (&self);
+    }
     return self;
+}
+
+int
+gl_redis_set_sentinels (gl_redis_t *self, const char *sentinels, const char *master_name,
+                        const char *password)
+{
+    assert (self && sentinels && master_name);
+    //  Check the list: host:port entries, ports 1..65535.
+    size_t n = strlen (sentinels);
+    if (n == 0 || n > 1024 || !*master_name || strlen (master_name) > 128
+        || strpbrk (master_name, " \t\r\n"))
+        return -1;
+    char *copy = strdup (sentinels);
+    if (!copy)
+        return -1;
+    bool ok = true;
+    char *save = NULL;
+    for (char *e = strtok_r (copy, ",", &save); e && ok; e = strtok_r (NULL, ",", &save)) {
+        char *colon = strrchr (e, ':');
+        char *end = NULL;
+        long port = colon ? strtol (colon + 1, &end, 10) : 0;
+        ok = colon && colon > e && end && *end == 0 && port >= 1 && port <= 65535;
+    }
+    free (copy);
+    if (!ok)
+        return -1;
+    free (self->sentinels);
+    free (self->master_name);
+    free (self->sentinel_password);
+    self->sentinels = strdup (sentinels);
+    self->master_name = strdup (master_name);
+    self->sentinel_password = password && *password ? strdup (password) : NULL;
+    return self->sentinels && self->master_name ? 0 : -1;
 }
 
 void
@@ -61,6 +108,12 @@ gl_redis_destroy (gl_redis_t **self_p)
     if (self->ctx)
         redisFree (self->ctx);
     free (self->user);
+    free (self->sentinels);
+    free (self->master_name);
+    if (self->sentinel_password) {
+        sodium_memzero (self->sentinel_password, strlen (self->sentinel_password));
+        free (self->sentinel_password);
+    }
     if (self->password) {
         sodium_memzero (self->password, strlen (self->password));
         free (self->password);
@@ -80,12 +133,88 @@ s_drop (gl_redis_t *self)
     }
 }
 
-//  One connection attempt: connect, set the timeout, authenticate.
+//  Ask the sentinels, in order, where the primary is; the first that knows sets host and port.
+//  0, or -1 when none answered with an address.
+static int
+s_ask_sentinels (gl_redis_t *self, struct timeval tv)
+{
+    char *copy = strdup (self->sentinels);
+    if (!copy)
+        return -1;
+    int rc = -1;
+    char *save = NULL;
+    for (char *e = strtok_r (copy, ",", &save); e && rc != 0; e = strtok_r (NULL, ",", &save)) {
+        char *colon = strrchr (e, ':');
+        *colon = 0;
+        int port = atoi (colon + 1);
+        redisContext *ctx = redisConnectWithTimeout (e, port, tv);
+        if (!ctx || ctx->err) {
+            if (ctx)
+                snprintf (self->errstr, sizeof self->errstr, "sentinel %.100s:%d: %.100s", e, port,
+                          ctx->errstr);
+            if (ctx)
+                redisFree (ctx);
+            continue;
+        }
+        redisSetTimeout (ctx, tv);
+        if (self->sentinel_password) {
+            redisReply *a = redisCommand (ctx, "AUTH %s", self->sentinel_password);
+            if (a)
+                freeReplyObject (a);
+        }
+        redisReply *r = redisCommand (ctx, "SENTINEL get-master-addr-by-name %s",
+                                      self->master_name);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+            && r->element[0]->type == REDIS_REPLY_STRING
+            && r->element[1]->type == REDIS_REPLY_STRING) {
+            char old[256];
+            int old_port = self->port;
+            snprintf (old, sizeof old, "%s", self->host);
+            snprintf (self->host, sizeof self->host, "%s", r->element[0]->str);
+            self->port = atoi (r->element[1]->str);
+            if (strcmp (old, self->host) != 0 || old_port != self->port)
+                gl_info ("redis: sentinel %s:%d says the primary of %s is %s:%d", e, port,
+                         self->master_name, self->host, self->port);
+            rc = 0;
+        }
+        else
+            snprintf (self->errstr, sizeof self->errstr, "sentinel %.100s:%d does not know %.100s", e,
+                      port, self->master_name);
+        if (r)
+            freeReplyObject (r);
+        redisFree (ctx);
+    }
+    free (copy);
+    return rc;
+}
+
+//  With sentinels: is the server we reached really the primary (a sentinel's view can lag a
+//  failover)? true when so, or when not using sentinels.
+static bool
+s_is_primary (gl_redis_t *self, redisContext *ctx)
+{
+    if (!self->sentinels)
+        return true;
+    redisReply *r = redisCommand (ctx, "ROLE");
+    bool primary = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0
+                   && r->element[0]->type == REDIS_REPLY_STRING
+                   && strcmp (r->element[0]->str, "master") == 0;
+    if (!primary)
+        snprintf (self->errstr, sizeof self->errstr, "%.200s:%d is not the primary (yet)", self->host,
+                  self->port);
+    if (r)
+        freeReplyObject (r);
+    return primary;
+}
+
+//  One connection attempt: (ask the sentinels,) connect, set the timeout, authenticate.
 static int
 s_connect_once (gl_redis_t *self)
 {
     struct timeval tv = { .tv_sec = self->timeout_ms / 1000,
                           .tv_usec = (self->timeout_ms % 1000) * 1000 };
+    if (self->sentinels && s_ask_sentinels (self, tv) != 0)
+        return -1;
     redisContext *ctx = redisConnectWithTimeout (self->host, self->port, tv);
     if (!ctx)
         return -1;
@@ -107,6 +236,10 @@ s_connect_once (gl_redis_t *self)
             redisFree (ctx);
             return -1;
         }
+    }
+    if (!s_is_primary (self, ctx)) {
+        redisFree (ctx);
+        return -1;
     }
     self->ctx = ctx;
     self->connects++;
@@ -156,7 +289,8 @@ static bool
 s_transient (const redisReply *r)
 {
     return gl_redis_reply_is_error (r, "LOADING") || gl_redis_reply_is_error (r, "BUSY ")
-           || gl_redis_reply_is_error (r, "MASTERDOWN") || gl_redis_reply_is_error (r, "TRYAGAIN");
+           || gl_redis_reply_is_error (r, "MASTERDOWN") || gl_redis_reply_is_error (r, "TRYAGAIN")
+           || gl_redis_reply_is_error (r, "READONLY");
 }
 
 typedef struct {
@@ -180,6 +314,9 @@ s_wait_again (gl_redis_t *self, s_wait_t *w, redisReply *r)
         gl_warn ("redis: %s:%d is not ready (%.40s); waiting", self->host, self->port, r->str);
         w->warned = true;
     }
+    //  A primary demoted by a failover answers READONLY: find the new one (sentinels).
+    if (gl_redis_reply_is_error (r, "READONLY"))
+        s_drop (self);
     freeReplyObject (r);
     int64_t wait = w->backoff < w->deadline - now ? w->backoff : w->deadline - now;
     gl_sleep_ms (wait);

@@ -33,8 +33,19 @@ gl_redis_t *gl_redis_new (const char *host, int port, const char *password, int 
                           int reconnect_ms);
 
 //  Same from configuration: GL_REDIS_HOST (127.0.0.1), GL_REDIS_PORT (6379), GL_REDIS_PASSWORD,
-//  GL_REDIS_USER (ACL user, optional), GL_REDIS_TIMEOUT_MS (2000), GL_REDIS_RECONNECT_MS (10000).
+//  GL_REDIS_USER (ACL user, optional), GL_REDIS_TIMEOUT_MS (2000), GL_REDIS_RECONNECT_MS (10000);
+//  with GL_REDIS_SENTINELS (host:port,...), GL_REDIS_MASTER_NAME (greenline) and
+//  GL_REDIS_SENTINEL_PASSWORD, the primary is found through Sentinel (gl_redis_set_sentinels)
+//  and GL_REDIS_HOST/PORT are only the first guess. NULL when a value is malformed (logged).
 gl_redis_t *gl_redis_new_from_config (gl_config_t *config);
+
+//  Find the primary through Redis Sentinel: at every (re)connect the sentinels are asked in order
+//  (SENTINEL get-master-addr-by-name master_name) and the server reached must say ROLE master;
+//  a READONLY answer (a primary demoted by a failover) drops the connection and asks again, all
+//  within the reconnect budget. sentinels is "host:port[,host:port...]"; password (may be NULL)
+//  authenticates to the sentinels. 0, or -1 when sentinels or master_name is malformed.
+int gl_redis_set_sentinels (gl_redis_t *self, const char *sentinels, const char *master_name,
+                            const char *password);
 
 void gl_redis_destroy (gl_redis_t **self_p);
 
