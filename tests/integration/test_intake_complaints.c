@@ -36,21 +36,11 @@
 #include <cmocka.h>
 
 #define T_WAIT_MS       60000
-#define T_START_MS      INT64_C(1767225600000)      //  2026-01-01T00:00:00Z
-#define T_ADMIN_PASS    "adminpass"
-#define T_PASS          "a-long-enough-password"
 #define T_HOUR_MS       INT64_C(3600000)
 #define T_DAY_MS        INT64_C(86400000)
 
-
 enum { U_ADMIN, U_AGENT1, U_AGENT2, U_SUPER, U_PROT, U_FOCAL, U_COUNT };
-static struct {
-    const char *name;
-    const char *roles;
-    const char *units;
-    char id[GL_ID_LEN + 1];
-    char token[128];
-} s_users[U_COUNT] = {
+static gl_testintake_account_t s_users[U_COUNT] = {
     { "admin", NULL, NULL, "", "" },
     { "agent1", "[\"agent\"]", "[\"unit-a\"]", "", "" },
     { "agent2", "[\"agent\"]", "[\"unit-a\"]", "", "" },
@@ -59,381 +49,8 @@ static struct {
     { "focal1", "[\"protection\"]", "[\"psea-fp\"]", "", "" },
 };
 
-typedef gl_test_resp_t t_resp_t;
-
-static gl_testredis_t *s_redis;
-static gl_redis_t *s_rc;                //  the test's own connection
-static pid_t s_intake = -1;
-static int s_http_port;
-static char s_log_path[200], s_clock_path[200];
-static char s_env[32][320];
-static int s_envc;
-static int64_t s_now;
-
-//  Personal data and free text the tests send: none may appear in an event.
-static char s_secrets[64][128];
-static int s_secretc;
-
-static void
-t_secret (const char *s)
-{
-    assert_true (s_secretc < 64);
-    snprintf (s_secrets[s_secretc++], sizeof s_secrets[0], "%s", s);
-}
-
-static json_t *
-t_json (const t_resp_t *resp)
-{
-    json_error_t err;
-    json_t *json = json_loadb (resp->body, resp->body_len, 0, &err);
-    if (!json)
-        fprintf (stderr, "not JSON (%s): %.*s\n", err.text, (int) resp->body_len, resp->body);
-    assert_non_null (json);
-    return json;
-}
-
-static void
-t_clock_write (int64_t ms)
-{
-    char tmp[300];
-    snprintf (tmp, sizeof tmp, "%s.tmp", s_clock_path);
-    FILE *f = fopen (tmp, "w");
-    assert_non_null (f);
-    fprintf (f, "%" PRId64 "\n", ms);
-    fclose (f);
-    assert_int_equal (rename (tmp, s_clock_path), 0);
-    s_now = ms;
-}
-
-static t_resp_t
-t_call (int user, const char *method, const char *path, const char *extra, const char *body)
-{
-    return gl_testintake_request (s_http_port, method, path,
-                                  user >= 0 ? s_users[user].token : NULL, extra, body);
-}
-
-//  The end of intake's log, to explain a failure.
-static void
-t_log_tail (void)
-{
-    FILE *f = fopen (s_log_path, "r");
-    if (!f)
-        return;
-    char text[4096];
-    fseek (f, 0, SEEK_END);
-    long size = ftell (f);
-    fseek (f, size > (long) sizeof text - 1 ? size - (long) sizeof text + 1 : 0, SEEK_SET);
-    size_t len = fread (text, 1, sizeof text - 1, f);
-    text[len] = 0;
-    fclose (f);
-    fprintf (stderr, "--- the end of intake's log:\n%s---\n", text);
-}
-
-static void
-t_expect (const t_resp_t *resp, int status)
-{
-    if (resp->status != status) {
-        fprintf (stderr, "expected %d, got: %s\n", status, resp->raw);
-        t_log_tail ();
-    }
-    assert_int_equal (resp->status, status);
-}
-
-//  The one error shape, with code and field (NULL: field must be null).
-static void
-t_call_error (int user, const char *method, const char *path, const char *body, int status,
-              const char *code, const char *field)
-{
-    t_resp_t resp = t_call (user, method, path, NULL, body);
-    t_expect (&resp, status);
-    json_t *json = t_json (&resp);
-    json_t *error = json_object_get (json, "error");
-    const char *got = json_string_value (json_object_get (error, "code"));
-    const char *got_field = json_string_value (json_object_get (error, "field"));
-    if (!got || strcmp (got, code) != 0 || (field && (!got_field || strcmp (got_field, field))))
-        fprintf (stderr, "expected %s/%s, got: %s\n", code, field ? field : "null", resp.raw);
-    assert_non_null (got);
-    assert_string_equal (got, code);
-    if (field) {
-        assert_non_null (got_field);
-        assert_string_equal (got_field, field);
-    }
-    else
-        assert_true (json_is_null (json_object_get (error, "field")));
-    json_decref (json);
-    gl_test_http_free (&resp);
-}
-
-static int
-t_call_status (int user, const char *method, const char *path, const char *body)
-{
-    t_resp_t resp = t_call (user, method, path, NULL, body);
-    int status = resp.status;
-    gl_test_http_free (&resp);
-    return status;
-}
-
-//  A 2xx answer's body as JSON (caller frees).
-static json_t *
-t_call_json (int user, const char *method, const char *path, const char *body, int status)
-{
-    t_resp_t resp = t_call (user, method, path, NULL, body);
-    t_expect (&resp, status);
-    json_t *json = t_json (&resp);
-    gl_test_http_free (&resp);
-    return json;
-}
-
-static int
-t_login (int user)
-{
-    char body[256];
-    snprintf (body, sizeof body, "{\"username\":\"%s\",\"password\":\"%s\"}", s_users[user].name,
-              user == 0 ? T_ADMIN_PASS : T_PASS);
-    t_resp_t resp = t_call (-1, "POST", "/api/v1/auth/login", NULL, body);
-    int status = resp.status;
-    if (status == 200) {
-        json_t *json = t_json (&resp);
-        snprintf (s_users[user].token, sizeof s_users[user].token, "%s",
-                  json_string_value (json_object_get (json, "token")));
-        snprintf (s_users[user].id, sizeof s_users[user].id, "%s",
-                  json_string_value (json_object_get (json_object_get (json, "user"), "id")));
-        json_decref (json);
-    }
-    else
-        fprintf (stderr, "login of %s: %s\n", s_users[user].name, resp.raw);
-    gl_test_http_free (&resp);
-    return status;
-}
-
-static void
-t_login_all (void)
-{
-    for (int u = 0; u < U_COUNT; u++)
-        assert_int_equal (t_login (u), 200);
-}
-
-//  Move the business clock forward; sessions do not survive long jumps, so everyone signs in
-//  again.
-static void
-t_clock_advance (int64_t ms)
-{
-    t_clock_write (s_now + ms);
-    t_login_all ();
-}
-
-static int
-t_wait_ready (int port)
-{
-    int64_t deadline = gl_mono_ms () + T_WAIT_MS;
-    char request[256];
-    int n = snprintf (request, sizeof request,
-                      "GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    while (gl_mono_ms () < deadline) {
-        t_resp_t resp = gl_test_http_raw (port, request, (size_t) n);
-        int status = resp.status;
-        gl_test_http_free (&resp);
-        if (status == 200)
-            return 0;
-        gl_sleep_ms (100);
-    }
-    return -1;
-}
-
-static void
-t_create_user (int user)
-{
-    char body[512];
-    snprintf (body, sizeof body,
-              "{\"username\":\"%s\",\"password\":\"%s\",\"roles\":%s,\"units\":%s,"
-              "\"languages\":[\"ar\",\"en\"],\"display_name\":\"Test %s\"}",
-              s_users[user].name, T_PASS, s_users[user].roles, s_users[user].units,
-              s_users[user].name);
-    json_t *json = t_call_json (0, "POST", "/api/v1/users", body, 201);
-    json_decref (json);
-}
-
-//  Start gl-intake against the test's Redis with the common settings plus extra
-//  (NULL-terminated). Returns the pid, or -1 when it did not become ready.
-static pid_t
-t_spawn (char *const *extra)
-{
-    char *env[64];
-    char health[64], port[64];
-    snprintf (health, sizeof health, "GL_HEALTH_PORT=%d", gl_test_free_port ());
-    snprintf (port, sizeof port, "GL_HTTP_PORT=%d", s_http_port);
-    int n = 0;
-    env[n++] = health;
-    env[n++] = port;
-    for (int i = 0; i < s_envc; i++)
-        env[n++] = s_env[i];
-    for (int i = 0; extra && extra[i]; i++)
-        env[n++] = extra[i];
-    env[n] = NULL;
-    char *argv[] = { "gl-intake", NULL };
-    pid_t pid = gl_test_spawn (gl_test_build_path ("services/intake/gl-intake"), argv, env,
-                               s_log_path);
-    if (pid < 0 || t_wait_ready (s_http_port) != 0) {
-        fprintf (stderr, "gl-intake did not become ready; its log is %s\n", s_log_path);
-        t_log_tail ();
-        return -1;
-    }
-    return pid;
-}
-
-static int
-t_setup_common (const char *name, char *const *extra)
-{
-    s_redis = gl_testredis_start (NULL);
-    if (!s_redis)
-        return -1;
-    s_rc = gl_redis_new ("127.0.0.1", s_redis->port, NULL, 5000, 5000);
-    s_http_port = gl_test_free_port ();
-    snprintf (s_log_path, sizeof s_log_path, "/tmp/gl-test-intake-%s-%d.log", name,
-              (int) getpid ());
-    snprintf (s_clock_path, sizeof s_clock_path, "/tmp/gl-test-intake-%s-%d.clock", name,
-              (int) getpid ());
-    unlink (s_log_path);
-    t_clock_write (T_START_MS);
-    int n = 0;
-    snprintf (s_env[n++], sizeof s_env[0], "GL_REDIS_HOST=127.0.0.1");
-    snprintf (s_env[n++], sizeof s_env[0], "GL_REDIS_PORT=%d", s_redis->port);
-    snprintf (s_env[n++], sizeof s_env[0], "GL_BUS_BIND_PUB=tcp://127.0.0.1:*");
-    snprintf (s_env[n++], sizeof s_env[0], "GL_BUS_BIND_ROUTER=tcp://127.0.0.1:*");
-    snprintf (s_env[n++], sizeof s_env[0], "GL_SOURCE=intake-1");
-    snprintf (s_env[n++], sizeof s_env[0], "GL_BUS_TOKENS=tok-part2-test");
-    snprintf (s_env[n++], sizeof s_env[0], "GL_CLOCK_FILE=%s", s_clock_path);
-    snprintf (s_env[n++], sizeof s_env[0], "GL_INTAKE_BOOTSTRAP_ADMIN=admin:" T_ADMIN_PASS);
-    snprintf (s_env[n++], sizeof s_env[0], "GL_INTAKE_ARGON2_OPSLIMIT=1");
-    snprintf (s_env[n++], sizeof s_env[0], "GL_INTAKE_ARGON2_MEMLIMIT=8192");
-    snprintf (s_env[n++], sizeof s_env[0], "GL_INTAKE_SESSION_IDLE_S=86400");
-    snprintf (s_env[n++], sizeof s_env[0], "GL_INTAKE_SESSION_MAX_S=2592000");
-    snprintf (s_env[n++], sizeof s_env[0], "GL_INTAKE_PHONE_COUNTRY_CODE=962");
-    for (int i = 0; extra && extra[i]; i++)
-        snprintf (s_env[n++], sizeof s_env[0], "%s", extra[i]);
-    s_envc = n;
-    s_intake = t_spawn (NULL);
-    if (s_intake < 0)
-        return -1;
-    if (t_login (0) != 200)
-        return -1;
-    for (int u = 1; u < U_COUNT; u++)
-        t_create_user (u);
-    t_login_all ();
-    return 0;
-}
-
-static int
-t_teardown (void **state)
-{
-    if (s_intake > 0)
-        gl_test_stop (s_intake, 10000);
-    gl_redis_destroy (&s_rc);
-    gl_testredis_destroy (&s_redis);
-    if (!getenv ("GL_TEST_KEEP_LOG"))
-        unlink (s_log_path);
-    unlink (s_clock_path);
-    return 0;
-}
-
-//  --------------------------------------------------------------------------------------------
-//  The log: events of intake-1
-
-typedef struct {
-    const char *type;
-    json_t *events;                     //  [{type, id, corr, seq, data}]
-} t_collect_t;
-
-static bool
-t_contains (const char *hay, size_t len, const char *needle)
-{
-    size_t n = strlen (needle);
-    for (size_t i = 0; n && i + n <= len; i++)
-        if (memcmp (hay + i, needle, n) == 0)
-            return true;
-    return false;
-}
-
-static int
-t_collect (void *arg, uint64_t seq, const char *bytes, size_t len)
-{
-    t_collect_t *c = arg;
-    for (int i = 0; i < s_secretc; i++)
-        if (t_contains (bytes, len, s_secrets[i])) {
-            fprintf (stderr, "free text or personal data in event seq %" PRIu64 ": %s\n", seq,
-                     s_secrets[i]);
-            fail ();
-        }
-    gl_event_err_t why;
-    gl_event_t *ev = gl_event_decode (bytes, len, &why, NULL, 0);
-    assert_non_null (ev);
-    if (!c->type || strcmp (ev->type, c->type) == 0)
-        json_array_append_new (c->events,
-                               json_pack ("{s:s, s:s, s:s, s:I, s:I, s:O}", "type", ev->type, "id",
-                                          ev->id, "corr", ev->corr, "seq", (json_int_t) ev->seq,
-                                          "ts", (json_int_t) ev->ts, "data", ev->data));
-    gl_event_destroy (&ev);
-    return 0;
-}
-
-//  Events of type (NULL: all) in intake-1's log whose corr is corr (NULL: any), oldest first.
-//  Checks every entry for secrets.
-static json_t *
-t_events (const char *type, const char *corr)
-{
-    t_collect_t c = { type, json_array () };
-    int64_t n = gl_log_read (s_rc, "intake-1", 1, 0, 1000000, t_collect, &c, NULL);
-    assert_true (n >= 0);
-    if (!corr)
-        return c.events;
-    json_t *out = json_array ();
-    size_t i;
-    json_t *ev;
-    json_array_foreach (c.events, i, ev)
-        if (strcmp (json_string_value (json_object_get (ev, "corr")), corr) == 0)
-            json_array_append (out, ev);
-    json_decref (c.events);
-    return out;
-}
-
-//  Wait until the log holds n events of type for corr; returns them.
-static json_t *
-t_wait_events (const char *type, const char *corr, size_t n)
-{
-    int64_t deadline = gl_mono_ms () + T_WAIT_MS;
-    json_t *evs = t_events (type, corr);
-    while (json_array_size (evs) < n && gl_mono_ms () < deadline) {
-        json_decref (evs);
-        gl_sleep_ms (100);
-        evs = t_events (type, corr);
-    }
-    assert_int_equal (json_array_size (evs), n);
-    return evs;
-}
-
-static const char *
-t_str (const json_t *obj, const char *name)
-{
-    return json_string_value (json_object_get (obj, name));
-}
-
-static int64_t
-t_int (const json_t *obj, const char *name)
-{
-    return (int64_t) json_integer_value (json_object_get (obj, name));
-}
-
-//  True when the page's items hold an item with this id.
-static bool
-t_has_id (const json_t *page, const char *id)
-{
-    size_t i;
-    json_t *item;
-    json_array_foreach (json_object_get (page, "items"), i, item)
-        if (t_str (item, "id") && strcmp (t_str (item, "id"), id) == 0)
-            return true;
-    return false;
-}
+#define GL_TESTINTAKE_HARNESS
+#include "gl_testintake.h"
 
 //  --------------------------------------------------------------------------------------------
 //  Helpers
@@ -475,9 +92,9 @@ t_act_error (int user, const char *id, const char *action, const char *body, int
 static int
 t_setup (void **state)
 {
-    char *extra[]
+    const char *extra[]
         = { "GL_INTAKE_CFM_FOCAL_PSEA=unit:psea-fp", "GL_INTAKE_CFM_SWEEP_MS=200", NULL };
-    return t_setup_common ("complaints", extra);
+    return t_setup_common (extra);
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -932,9 +549,9 @@ test_outbox (void **state)
     char id[GL_ID_LEN + 1];
     snprintf (id, sizeof id, "%s", t_str (rec, "id"));
     json_decref (rec);
-    kill (s_intake, SIGKILL);
-    assert_true (WIFSIGNALED (gl_test_wait (s_intake, 10000)));
-    s_intake = -1;
+    kill (s_in->pid, SIGKILL);
+    assert_true (WIFSIGNALED (gl_test_wait (s_in->pid, 10000)));
+    s_in->pid = -1;
     json_t *evs = t_events (NULL, id);
     assert_int_equal (json_array_size (evs), 0);
     json_decref (evs);
@@ -942,8 +559,7 @@ test_outbox (void **state)
     t_log_writable (true);
     //  The dead process's lease expires on the business clock first.
     t_clock_write (s_now + 11000);
-    s_intake = t_spawn (NULL);
-    assert_true (s_intake > 0);
+    assert_int_equal (gl_testintake_restart (s_in, NULL), 0);
     json_decref (t_wait_events ("complaint.received", id, 1));
     json_decref (t_wait_events ("notification.requested", id, 1));
     int64_t deadline = gl_mono_ms () + T_WAIT_MS;
@@ -967,19 +583,13 @@ static void
 test_no_personal_data (void **state)
 {
     json_decref (t_events (NULL, NULL));
-    FILE *f = fopen (s_log_path, "r");
-    assert_non_null (f);
-    size_t cap = 4 << 20;
-    char *text = malloc (cap + 1);
+    char *text = gl_testintake_log (s_in);
     assert_non_null (text);
-    size_t len = fread (text, 1, cap, f);
-    text[len] = 0;
-    fclose (f);
-    assert_true (len > 0);
-    for (int i = 0; i < s_secretc; i++) {
-        if (strstr (text, s_secrets[i]))
-            fprintf (stderr, "personal data in intake's log: %s\n", s_secrets[i]);
-        assert_null (strstr (text, s_secrets[i]));
+    assert_true (strlen (text) > 0);
+    for (int i = 0; i < s_in->secretc; i++) {
+        if (strstr (text, s_in->secrets[i]))
+            fprintf (stderr, "personal data in intake's log: %s\n", s_in->secrets[i]);
+        assert_null (strstr (text, s_in->secrets[i]));
     }
     free (text);
 }
