@@ -41,6 +41,23 @@ gl_req_op_valid (const char *s)
     return true;
 }
 
+void
+gl_req_first_token (const char *list, char out[GL_REQ_AUTH_MAX + 1])
+{
+    out[0] = 0;
+    if (!list)
+        return;
+    while (*list == ' ' || *list == '\t')
+        list++;
+    size_t n = strcspn (list, ",");
+    while (n > 0 && (list[n - 1] == ' ' || list[n - 1] == '\t'))
+        n--;
+    if (n > GL_REQ_AUTH_MAX)
+        n = GL_REQ_AUTH_MAX;
+    memcpy (out, list, n);
+    out[n] = 0;
+}
+
 bool
 gl_req_key_valid (const char *s)
 {

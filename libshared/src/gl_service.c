@@ -136,17 +136,7 @@ s_start_bus (gl_service_t *self, char *err, size_t errlen)
     }
     if (tokens && *tokens) {
         gl_rep_set_tokens (self->rep, tokens);
-        size_t n = strcspn (tokens, ",");
-        while (n > 0 && isspace ((unsigned char) *tokens)) {
-            tokens++;
-            n--;
-        }
-        while (n > 0 && isspace ((unsigned char) tokens[n - 1]))
-            n--;
-        if (n > GL_REQ_AUTH_MAX)
-            n = GL_REQ_AUTH_MAX;
-        memcpy (self->token, tokens, n);
-        self->token[n] = 0;
+        gl_req_first_token (tokens, self->token);
     }
     else
         gl_warn ("%s: GL_BUS_TOKENS is not set: bus requests are not authenticated", self->name);

@@ -96,16 +96,7 @@ s_client (intake_t *intake, const char *service)
         const char *token = gl_config_str (intake->config, key, NULL);
         char first[GL_REQ_AUTH_MAX + 1] = "";
         if (!token || !*token) {
-            const char *all = gl_config_str (intake->config, "GL_BUS_TOKENS", "");
-            while (*all == ' ')
-                all++;
-            size_t n = strcspn (all, ",");
-            while (n > 0 && all[n - 1] == ' ')
-                n--;
-            if (n > GL_REQ_AUTH_MAX)
-                n = GL_REQ_AUTH_MAX;
-            memcpy (first, all, n);
-            first[n] = 0;
+            gl_req_first_token (gl_config_str (intake->config, "GL_BUS_TOKENS", NULL), first);
             token = first;
         }
         if (*token && gl_req_set_auth (c->req, token) != 0)

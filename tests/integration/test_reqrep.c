@@ -1070,10 +1070,29 @@ s_teardown (void **state)
     return 0;
 }
 
+//  The token a client sends: the first of a comma-separated list, spaces trimmed.
+static void
+test_first_token (void **state)
+{
+    (void) state;
+    char out[GL_REQ_AUTH_MAX + 1];
+    gl_req_first_token (" tok-a , tok-b", out);
+    assert_string_equal (out, "tok-a");
+    gl_req_first_token ("only", out);
+    assert_string_equal (out, "only");
+    gl_req_first_token ("", out);
+    assert_string_equal (out, "");
+    gl_req_first_token (NULL, out);
+    assert_string_equal (out, "");
+    gl_req_first_token (",second", out);
+    assert_string_equal (out, "");
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_first_token),
         cmocka_unit_test (test_round_trip),
         cmocka_unit_test (test_handler_statuses),
         cmocka_unit_test (test_unknown_op),

@@ -92,4 +92,8 @@ bool gl_req_op_valid (const char *s);
 //  True when s is a valid idempotency key: 0..128 bytes of printable ASCII (0x21..0x7e).
 bool gl_req_key_valid (const char *s);
 
+//  The first token of a comma-separated list (GL_BUS_TOKENS), surrounding spaces removed, cut
+//  at GL_REQ_AUTH_MAX bytes, into out; "" when list is NULL or empty.
+void gl_req_first_token (const char *list, char out[GL_REQ_AUTH_MAX + 1]);
+
 #endif
