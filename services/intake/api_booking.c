@@ -3,29 +3,12 @@
 */
 #include "audit.h"
 #include "callers.h"
+#include "forward.h"
 #include "gl/gl_log.h"
 #include "gl/gl_req.h"
 #include <string.h>
 
 #define S_START_MAX 7258118400000LL     //  2200-01-01, unix ms
-
-//  The Idempotency-Key header: absent, or 1..128 printable ASCII characters without spaces.
-static int
-s_idem_header (http_req_t *req, const char **out)
-{
-    const char *h = http_header (req, "Idempotency-Key");
-    *out = NULL;
-    if (!h)
-        return 0;
-    if (!*h || !gl_req_key_valid (h)) {
-        http_reply_error (req, 400, "invalid_header",
-                          "Idempotency-Key: 1..128 printable ASCII characters, no spaces",
-                          "Idempotency-Key");
-        return -1;
-    }
-    *out = h;
-    return 0;
-}
 
 //  POST /api/v1/appointments {case_no, call_id | contact_id, service, centre, slot_id | start}
 static int
@@ -35,7 +18,8 @@ s_book (intake_t *intake, http_req_t *req)
     static const char *const allowed[] = { "case_no", "call_id", "contact_id", "service",
                                            "centre",  "slot_id", "start",      NULL };
     const char *case_in = NULL, *call = NULL, *contact = NULL, *service = NULL, *centre = NULL,
-               *slot = NULL, *header = NULL;
+               *slot = NULL;
+    char key[FORWARD_KEY_LEN + 1];
     int64_t start = 0;
     if (http_body_only (req, allowed) || http_body_str (req, "case_no", true, 64, &case_in)
         || http_body_id (req, "call_id", false, &call)
@@ -44,7 +28,7 @@ s_book (intake_t *intake, http_req_t *req)
         || http_body_str (req, "centre", true, CALLERS_CODE_MAX, &centre)
         || http_body_str (req, "slot_id", false, CALLERS_CODE_MAX, &slot)
         || http_body_int (req, "start", false, 1, S_START_MAX, &start)
-        || s_idem_header (req, &header) != 0)
+        || forward_idem_key (intake, req, key) != 0)
         return -1;
     char case_no[CALLERS_CASE_NO_MAX + 1], ref[CALLERS_REF_LEN + 1];
     if (callers_case_no_norm (case_in, case_no) != 0)
@@ -99,8 +83,6 @@ s_book (intake_t *intake, http_req_t *req)
         json_object_set_new (body, "slot_id", json_string (slot));
     else
         json_object_set_new (body, "start", json_integer ((json_int_t) start));
-    char key[BOOKING_KEY_LEN + 1];
-    booking_key (self, http_caller (req)->user_id, header, key);
     booking_result_t result;
     booking_book (self, key, body, &result);
     json_decref (body);

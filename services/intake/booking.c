@@ -7,30 +7,13 @@
 
     The request is synchronous on the actor's thread (gl_req_call), so while scheduler is slow
     intake's loop waits up to GL_INTAKE_SCHEDULER_TIMEOUT_MS (default 2000 ms). The client and
-    its settings are forward.c's (shared with the routes scheduler answers).
+    its settings, and the idempotency key (forward_idem_key), are forward.c's.
 */
 #include "callers.h"
 #include "forward.h"
 #include "gl/gl_log.h"
 #include "gl/gl_req.h"
 #include <string.h>
-
-void
-booking_key (callers_t *self, const char *user_id, const char *header,
-             char out[BOOKING_KEY_LEN + 1])
-{
-    char hash[CALLERS_REF_LEN + 1];
-    if (header) {
-        char material[GL_ID_LEN + GL_REQ_KEY_MAX + 2];
-        snprintf (material, sizeof material, "%s\n%s", user_id, header);
-        callers_hash (self, "booking", material, hash);
-        snprintf (out, BOOKING_KEY_LEN + 1, "h-%s", hash);
-    }
-    else {
-        gl_id_new (hash);
-        snprintf (out, BOOKING_KEY_LEN + 1, "n-%s", hash);
-    }
-}
 
 static void
 s_unavailable (booking_result_t *out, const char *message)

@@ -199,7 +199,6 @@ int callers_flag_get (callers_t *self, const char *ref, json_t **out);
 //  --------------------------------------------------------------------------------------------
 //  Booking through scheduler (booking.c)
 
-#define BOOKING_KEY_LEN 34              //  "h-" or "n-" and 32 hex digits
 
 //  What to answer the agent.
 typedef struct {
@@ -209,12 +208,6 @@ typedef struct {
     char message[256];
     char field[64];                     //  "" for none
 } booking_result_t;
-
-//  The idempotency key sent to scheduler: derived from the client's Idempotency-Key header
-//  (keyed hash of user id and header, so two users' keys never meet and no client text reaches
-//  a Redis key name), or a fresh one when header is NULL.
-void booking_key (callers_t *self, const char *user_id, const char *header,
-                  char out[BOOKING_KEY_LEN + 1]);
 
 //  Send "scheduler.book" with body (borrowed) and key, waiting at most
 //  GL_INTAKE_SCHEDULER_TIMEOUT_MS, and say what to answer. Nothing is written in intake: a

@@ -16,7 +16,6 @@
 #define S_TABLES_MAX    16
 #define S_CLIENTS_MAX   8
 #define S_NAME_MAX      31
-#define S_KEY_LEN       34              //  "h-" or "n-" and 32 hex digits
 
 typedef struct {
     char name[S_NAME_MAX + 1];
@@ -164,16 +163,14 @@ s_caller (const http_caller_t *who)
     return json_pack ("{s:s, s:o, s:o}", "user_id", who->user_id, "roles", r, "units", u);
 }
 
-//  The bus key of a changing request: a keyed hash of the user and the client's
-//  Idempotency-Key, or a fresh one. 0, or -1 after answering 400.
-static int
-s_key (intake_t *intake, http_req_t *req, char out[S_KEY_LEN + 1])
+int
+forward_idem_key (intake_t *intake, http_req_t *req, char out[FORWARD_KEY_LEN + 1])
 {
     const char *header = http_header (req, "Idempotency-Key");
     if (!header) {
         char id[GL_ID_LEN + 1];
         gl_id_new (id);
-        snprintf (out, S_KEY_LEN + 1, "n-%s", id);
+        snprintf (out, FORWARD_KEY_LEN + 1, "n-%s", id);
         return 0;
     }
     if (!*header || !gl_req_key_valid (header))
@@ -185,7 +182,7 @@ s_key (intake_t *intake, http_req_t *req, char out[S_KEY_LEN + 1])
     snprintf (material, sizeof material, "%s\n%s\n%s", http_caller (req)->user_id,
               http_route_pattern (req), header);
     callers_hash (intake->callers, "forward", material, hash);
-    snprintf (out, S_KEY_LEN + 1, "h-%s", hash);
+    snprintf (out, FORWARD_KEY_LEN + 1, "h-%s", hash);
     return 0;
 }
 
@@ -203,8 +200,8 @@ s_forward (intake_t *intake, http_req_t *req)
     assert (route);             //  every route with this handler is in a table
     const char *method = http_method (req);
     bool changing = strcmp (method, "GET") != 0;
-    char key[S_KEY_LEN + 1] = "";
-    if (changing && s_key (intake, req, key) != 0)
+    char key[FORWARD_KEY_LEN + 1] = "";
+    if (changing && forward_idem_key (intake, req, key) != 0)
         return -1;
     const json_t *body = http_body (req);
     json_t *params = http_params_json (req), *query = http_query_json (req);

@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define FORWARD_KEY_LEN  34         //  a bus idempotency key: "h-" or "n-" and 32 hex digits
 #define FORWARD_AUDIT    (1u << 0)  //  write an audit entry: action = op, record = params.id
 #define FORWARD_CREATED  (1u << 1)  //  the service's 200 is answered 201
 
@@ -65,6 +66,13 @@ gl_req_t *forward_client (intake_t *intake, const char *service);
 
 //  GL_INTAKE_<NAME>_TIMEOUT_MS for service name.
 int forward_timeout_ms (intake_t *intake, const char *service);
+
+//  The bus idempotency key of a changing request: "h-" and a keyed hash of the user, the route
+//  and the client's Idempotency-Key header (so a retry reaches the service as the same request,
+//  two users' keys never meet and nothing the client wrote reaches a Redis key name), or "n-"
+//  and a fresh id without the header. 0, or -1 after answering 400 for a malformed header.
+//  Shared with intake's own requests to other services (booking).
+int forward_idem_key (intake_t *intake, http_req_t *req, char out[FORWARD_KEY_LEN + 1]);
 
 //  Forget every client (at stop).
 void forward_destroy (intake_t *intake);
