@@ -317,7 +317,33 @@ gl_cursors_load (gl_redis_t *redis, const char *group, gl_cursor_fn *fn, void *a
     return 0;
 }
 
-//  The lowest seq every registered consumer group has applied for src (0 if any has none).
+//  True when group follows src: it has no source list in gl:consumer_sources (it follows
+//  every source), or one of its prefixes starts src's name. -1 when Redis failed.
+static int
+s_group_follows (gl_redis_t *redis, const char *group, const char *src)
+{
+    redisReply *r = gl_redis_cmd (redis, "HGET gl:consumer_sources %s", group);
+    if (!r)
+        return -1;
+    int follows = 1;
+    if (r->type == REDIS_REPLY_STRING && r->len > 0) {
+        follows = 0;
+        const char *p = r->str;
+        while (*p && !follows) {
+            size_t n = strcspn (p, ",");
+            if (n > 0 && strncmp (src, p, n) == 0)
+                follows = 1;
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+    }
+    freeReplyObject (r);
+    return follows;
+}
+
+//  The lowest seq every registered consumer group that follows src has applied for it (0 if
+//  one of them has none).
 static int
 s_min_cursor (gl_redis_t *redis, const char *src, uint64_t *min_out)
 {
@@ -330,6 +356,13 @@ s_min_cursor (gl_redis_t *redis, const char *src, uint64_t *min_out)
     uint64_t min = UINT64_MAX;
     int rc = 0;
     for (size_t i = 0; i < groups->elements && rc == 0; i++) {
+        int follows = s_group_follows (redis, groups->element[i]->str, src);
+        if (follows < 0) {
+            rc = -1;
+            break;
+        }
+        if (!follows)
+            continue;
         char key[128];
         s_key (key, sizeof key, "cur", groups->element[i]->str);
         redisReply *r = gl_redis_cmd (redis, "HGET %s %s", key, src);

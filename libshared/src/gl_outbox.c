@@ -30,6 +30,11 @@ struct _gl_outbox_t {
     size_t queued;
     gl_outbox_wake_fn *wake;
     void *wake_arg;
+    gl_outbox_clear_fn *clear;          //  gl_outbox_set_clear; NULL: HDEL here
+    void *clear_arg;
+    //  Event ids whose entries are being written over an asynchronous connection (unordered).
+    char (*held)[GL_ID_LEN + 1];
+    size_t nheld;
 };
 
 gl_outbox_t *
@@ -69,6 +74,7 @@ gl_outbox_destroy (gl_outbox_t **self_p)
                  self->queued);
     for (size_t i = 0; i < self->queued; i++)
         gl_event_destroy (&self->queue[i]);
+    free (self->held);
     free (self);
     *self_p = NULL;
 }
@@ -158,6 +164,8 @@ s_flush_run (gl_outbox_t *self, size_t from, size_t n)
     argv[1] = self->key;
     for (size_t i = 0; i < n; i++)
         argv[2 + i] = evs[i]->id;
+    if (self->clear && self->clear (self->key, argv + 2, n, self->clear_arg) == 0)
+        return 0;
     redisReply *r = gl_redis_cmdargv (self->redis, (int) (2 + n), argv, NULL);
     if (!r || r->type == REDIS_REPLY_ERROR)
         //  Harmless: the sweep finds the events in the log and only deletes the entries.
@@ -334,6 +342,57 @@ s_entry_event (const char *text, size_t len, int *flags, char *src, size_t srcle
     return ev;
 }
 
+void
+gl_outbox_set_clear (gl_outbox_t *self, gl_outbox_clear_fn *clear, void *arg)
+{
+    assert (self);
+    self->clear = clear;
+    self->clear_arg = arg;
+}
+
+static long
+s_held_at (gl_outbox_t *self, const char *id)
+{
+    for (size_t i = 0; i < self->nheld; i++)
+        if (strcmp (self->held[i], id) == 0)
+            return (long) i;
+    return -1;
+}
+
+int
+gl_outbox_hold (gl_outbox_t *self, const char *event_id)
+{
+    assert (self && event_id && strlen (event_id) <= GL_ID_LEN);
+    if (self->nheld >= GL_OUTBOX_HOLD_MAX)
+        return -1;
+    if (!self->held) {
+        self->held = calloc (GL_OUTBOX_HOLD_MAX, sizeof *self->held);
+        if (!self->held)
+            return -1;
+    }
+    snprintf (self->held[self->nheld++], GL_ID_LEN + 1, "%s", event_id);
+    return 0;
+}
+
+void
+gl_outbox_release (gl_outbox_t *self, const char *event_id)
+{
+    assert (self && event_id);
+    long at = s_held_at (self, event_id);
+    if (at < 0)
+        return;
+    self->nheld--;
+    if ((size_t) at != self->nheld)
+        memcpy (self->held[at], self->held[self->nheld], GL_ID_LEN + 1);
+}
+
+size_t
+gl_outbox_held (gl_outbox_t *self)
+{
+    assert (self);
+    return self->nheld;
+}
+
 //  Deliver one entry. 1 delivered (or found delivered), 0 left (another live process owns it,
 //  or it was set aside), -1 Redis or the publisher failed (stop the sweep).
 static int
@@ -357,6 +416,10 @@ s_sweep_entry (gl_outbox_t *self, const char *field, const char *text, size_t le
         return 0;
     }
     int rc = 1;
+    if (s_held_at (self, ev->id) >= 0) {
+        gl_event_destroy (&ev);
+        return 0;                       //  its writer delivers it when the reply comes
+    }
     if (strcmp (src, gl_pub_src (self->pub)) != 0) {
         int alive = s_src_alive (self, src);
         if (alive != 0)

@@ -454,6 +454,17 @@ gl_redis_eval (gl_redis_t *self, gl_redis_script_t *script, int nkeys, int argc,
     return r;
 }
 
+void
+gl_redis_peer (gl_redis_t *self, const char **host, int *port, const char **user,
+               const char **password)
+{
+    assert (self && host && port && user && password);
+    *host = self->host;
+    *port = self->port;
+    *user = self->user;
+    *password = self->password;
+}
+
 bool
 gl_redis_connected (gl_redis_t *self)
 {

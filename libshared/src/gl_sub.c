@@ -50,6 +50,8 @@ struct _gl_sub_t {
     char *endpoints;
     char **prefixes;
     size_t nprefixes;
+    char **srcprefixes;             //  opts.sources, split
+    size_t nsrcprefixes;
     gl_sub_apply_fn *fn;
     void *arg;
     zsock_t *sock;
@@ -104,8 +106,9 @@ gl_sub_opts_default (gl_sub_opts_t *opts)
     opts->lag_warn = 10000;
 }
 
+//  Split a comma-separated list into *out (n entries).
 static void
-s_split_prefixes (gl_sub_t *self, const char *list)
+s_split_list (const char *list, char ***out, size_t *n)
 {
     if (!list || !*list)
         return;
@@ -114,13 +117,31 @@ s_split_prefixes (gl_sub_t *self, const char *list)
     size_t cap = 1;
     for (const char *p = list; *p; p++)
         cap += *p == ',';
-    self->prefixes = calloc (cap, sizeof (char *));
-    assert (self->prefixes);
+    *out = calloc (cap, sizeof (char *));
+    assert (*out);
     char *save = NULL;
     for (char *tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
         if (*tok)
-            self->prefixes[self->nprefixes++] = strdup (tok);
+            (*out)[(*n)++] = strdup (tok);
     free (copy);
+}
+
+static void
+s_split_prefixes (gl_sub_t *self, const char *list)
+{
+    s_split_list (list, &self->prefixes, &self->nprefixes);
+}
+
+//  True when this group follows source name (opts.sources).
+static bool
+s_follows (gl_sub_t *self, const char *name)
+{
+    if (self->nsrcprefixes == 0)
+        return true;
+    for (size_t i = 0; i < self->nsrcprefixes; i++)
+        if (strncmp (name, self->srcprefixes[i], strlen (self->srcprefixes[i])) == 0)
+            return true;
+    return false;
 }
 
 static bool
@@ -159,6 +180,7 @@ gl_sub_new (gl_redis_t *redis, const char *group, const gl_sub_opts_t *opts, gl_
     self->endpoints = self->opts.endpoints && *self->opts.endpoints
                           ? strdup (self->opts.endpoints) : NULL;
     s_split_prefixes (self, self->opts.prefixes);
+    s_split_list (self->opts.sources, &self->srcprefixes, &self->nsrcprefixes);
     self->fn = fn;
     self->arg = arg;
     self->tx = gl_tx_new ();
@@ -169,7 +191,16 @@ gl_sub_new (gl_redis_t *redis, const char *group, const gl_sub_opts_t *opts, gl_
         gl_sub_destroy (&self);
         return NULL;
     }
-    redisReply *r = gl_redis_cmd (redis, "SADD gl:consumers %s", group);
+    //  What the group follows, before it is registered: the trimmer must never see the group
+    //  without its list and hold back (or, worse, release) a source on a wrong guess.
+    const char *list = self->opts.sources;
+    redisReply *r = list && *list
+                        ? gl_redis_cmd (redis, "HSET gl:consumer_sources %s %s", group, list)
+                        : gl_redis_cmd (redis, "HDEL gl:consumer_sources %s", group);
+    if (r) {
+        freeReplyObject (r);
+        r = gl_redis_cmd (redis, "SADD gl:consumers %s", group);
+    }
     if (!r) {
         snprintf (err, errlen, "redis unreachable: %s", gl_redis_errstr (redis));
         gl_sub_destroy (&self);
@@ -192,6 +223,9 @@ gl_sub_destroy (gl_sub_t **self_p)
     for (size_t i = 0; i < self->nprefixes; i++)
         free (self->prefixes[i]);
     free (self->prefixes);
+    for (size_t i = 0; i < self->nsrcprefixes; i++)
+        free (self->srcprefixes[i]);
+    free (self->srcprefixes);
     free (self->endpoints);
     gl_tx_destroy (&self->tx);
     free (self->sources);
@@ -205,7 +239,7 @@ s_source (gl_sub_t *self, const char *name, bool create)
     for (size_t i = 0; i < self->nsources; i++)
         if (strcmp (self->sources[i].name, name) == 0)
             return &self->sources[i];
-    if (!create)
+    if (!create || !s_follows (self, name))
         return NULL;
     if (self->nsources == GL_SUB_MAX_SOURCES) {
         gl_error ("bus: %s follows %d sources already; ignoring another", self->group,

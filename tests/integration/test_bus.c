@@ -439,6 +439,41 @@ test_trim_behind_slowest (void **state)
     s_run_until (slow, &c, 100 - (uint64_t) trimmed);
     assert_int_equal (gl_sub_stats (slow).lost, 0);
     gl_sub_destroy (&slow);
+
+    //  A group that follows only other sources (opts.sources) reads nothing of test-7 and does
+    //  not hold its trimming back, though it has no cursor for it; one that follows test-7 by
+    //  its prefix does.
+    gl_sub_opts_t o;
+    gl_sub_opts_default (&o);
+    o.poll_ms = 100;
+    o.sources = "other-,elsewhere-";
+    s_apply_t d = { .order_ok = true };
+    gl_sub_t *picky = gl_sub_new (rs, "picky", &o, s_apply, &d, err, sizeof err);
+    assert_non_null (picky);
+    for (int i = 0; i < 20; i++)
+        gl_sub_run_once (picky, 10);
+    assert_int_equal (d.count, 0);
+    assert_int_equal (gl_sub_stats (picky).fetched, 0);
+    assert_int_equal (gl_sub_cursor (picky, "test-7").seq, 0);
+    gl_sub_destroy (&picky);
+    s_apply_t e = { .order_ok = true };
+    slow = s_sub (rs, "slow", NULL, &e, 1);
+    s_run_until (slow, &e, 0);
+    gl_sub_destroy (&slow);
+    //  (slow has applied all 100 by now; fast too.) Only picky has no cursor for test-7.
+    int64_t more = gl_log_trim (rp, "test-7", dir, 0);
+    assert_int_equal (more, 100 - trimmed);
+    //  The same group following "test-" would hold it back (no cursor: nothing trimmed).
+    for (int i = 0; i < 10; i++)
+        assert_int_equal (s_send (pub, 1), 0);
+    o.sources = "test-";
+    picky = gl_sub_new (rs, "picky", &o, s_apply, &d, err, sizeof err);
+    assert_non_null (picky);
+    gl_sub_destroy (&picky);
+    assert_int_equal (gl_log_trim (rp, "test-7", dir, 0), 0);
+    redisReply *r = gl_redis_cmd (rp, "SREM gl:consumers picky");
+    freeReplyObject (r);
+
     char cmd[300];
     snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal (system (cmd), 0);

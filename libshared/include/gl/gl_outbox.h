@@ -76,6 +76,27 @@ void gl_outbox_set_wake (gl_outbox_t *self, gl_outbox_wake_fn *wake, void *arg);
 //  memory (the entry is left to the sweep).
 int gl_outbox_defer (gl_outbox_t *self, const gl_event_t *ev, int flags);
 
+//  How a flush clears the entries of the events it has just appended: by default one HDEL on
+//  the outbox's own (synchronous) connection, which makes the loop wait for Redis once more
+//  per flush (and under appendfsync always for one more fsync). A service with an asynchronous
+//  connection may send that HDEL there instead: clear (key, ids, n, arg) must send
+//  HDEL key ids... (borrowed for the call) and return 0, or -1 to have the synchronous HDEL
+//  used. An HDEL that is lost on the way is harmless: the sweep finds those events in the log
+//  and only deletes their entries. NULL restores the default.
+typedef int (gl_outbox_clear_fn) (const char *key, const char *const *ids, size_t n, void *arg);
+void gl_outbox_set_clear (gl_outbox_t *self, gl_outbox_clear_fn *clear, void *arg);
+
+//  Writes in flight. A service that writes entries over an asynchronous Redis connection holds
+//  each event id from the moment its write is sent until the reply is handled (and the event
+//  deferred or delivered), so that a sweep in between, which would find the entry and not the
+//  event in the log, does not deliver it as well. The sweep leaves held entries alone; a crash
+//  forgets the holds, and the next sweep delivers what they covered. gl_outbox_hold: 0, or -1
+//  when GL_OUTBOX_HOLD_MAX ids are held already (write synchronously then). Releasing an id
+//  that is not held does nothing.
+#define GL_OUTBOX_HOLD_MAX 4096
+int gl_outbox_hold (gl_outbox_t *self, const char *event_id);
+void gl_outbox_release (gl_outbox_t *self, const char *event_id);
+size_t gl_outbox_held (gl_outbox_t *self);
 //  Publish what is queued and delete its entries. Returns the number published; -1 when Redis
 //  or the publisher failed (the rest is left to the sweep; the queue is empty either way).
 int gl_outbox_flush (gl_outbox_t *self);

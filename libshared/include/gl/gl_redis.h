@@ -69,6 +69,13 @@ redisReply *gl_redis_eval (gl_redis_t *self, gl_redis_script_t *script, int nkey
 //  1 when connected now (does not try to connect).
 bool gl_redis_connected (gl_redis_t *self);
 
+//  Where this connection goes now (after Sentinel picked the primary) and how it
+//  authenticates, for a second connection to the same server (intake's asynchronous one).
+//  Strings are borrowed (valid until the next command reconnects, or destroy); user and
+//  password are NULL when not set.
+void gl_redis_peer (gl_redis_t *self, const char **host, int *port, const char **user,
+                    const char **password);
+
 //  PING, connecting if needed. 0 when Redis answered.
 int gl_redis_ping (gl_redis_t *self);
 

@@ -42,6 +42,10 @@ typedef int (gl_sub_apply_fn) (void *arg, const gl_event_t *ev, gl_tx_t *tx);
 typedef struct {
     const char *endpoints;  //  comma-separated PUB endpoints; NULL or "": log polling only
     const char *prefixes;   //  comma-separated type prefixes to apply ("" or NULL: all)
+    const char *sources;    //  comma-separated source-name prefixes to follow ("" or NULL:
+                            //  every source). Other sources are not read at all, hold no
+                            //  cursor of this group, and their trimming does not wait for it
+                            //  (the list is kept in gl:consumer_sources for the trimmer)
     int batch;              //  events per atomic commit (default 1)
     int rcvhwm;             //  SUB receive high-water mark, frames (default 100000)
     int64_t lease_ms;       //  standby lease (default 10000)
