@@ -838,6 +838,13 @@ rf_config_sensitive (const rf_config_t *self, const char *unit, const char *cate
     return false;
 }
 
+bool
+rf_config_sla_wall (const rf_config_t *self, const char *unit, rf_priority_t p)
+{
+    const rf_unit_t *u = rf_config_unit (self, unit);
+    return (u && u->always_open) || p == RF_EMERGENCY;
+}
+
 //  Local day (days since the epoch) and minute of the day of t.
 static void
 s_local (const rf_config_t *self, int64_t t, int64_t *day, int *minute)

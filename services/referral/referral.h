@@ -166,6 +166,10 @@ bool rf_config_on_duty (const rf_config_t *self, const char *unit, int64_t now, 
 //  loaded configuration (the loader checks every unit has one for every priority).
 const rf_sla_t *rf_config_sla (const rf_config_t *self, const char *unit, rf_priority_t p);
 
+//  True when the SLA clock of a referral of priority p in unit runs on wall time (a 24x7 unit,
+//  or priority emergency) rather than business hours.
+bool rf_config_sla_wall (const rf_config_t *self, const char *unit, rf_priority_t p);
+
 //  start + dur of business time: on wall time when wall is true or no business hours are
 //  configured, else counting only time inside the business hours.
 int64_t rf_config_business_add (const rf_config_t *self, bool wall, int64_t start, int64_t dur);
@@ -189,6 +193,7 @@ typedef struct {
     char unit[RF_CODE_MAX + 1];
     char partner[RF_CODE_MAX + 1];      //  "" when the unit itself handles it
     int rule_line;                      //  the configuration line of the rule that matched
+    size_t rule_index;                  //  that rule in cfg->rules
     bool by_default;                    //  the default rule matched
 } rf_route_t;
 

@@ -277,8 +277,9 @@ s_partner_channels (const rf_partner_t *p)
 static bool
 s_wall (referral_t *self, const json_t *rec)
 {
-    const rf_unit_t *u = rf_config_unit (self->cfg, rf_str (rec, "unit"));
-    return (u && u->always_open) || strcmp (rf_str (rec, "priority"), "emergency") == 0;
+    int p = rf_priority_parse (rf_str (rec, "priority"));
+    return rf_config_sla_wall (self->cfg, rf_str (rec, "unit"),
+                               p < 0 ? RF_NORMAL : (rf_priority_t) p);
 }
 
 //  Index writes for the record's status: open sets, deadlines and the escalation schedule.

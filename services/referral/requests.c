@@ -4,6 +4,8 @@
     is {caller: {user_id, roles, units}, params, query, body}; each handler validates all four
     (a 400 naming the field), decides what the caller may see (sensitive referrals only for their
     unit's members: 404 to anyone else, so their existence is not revealed), and answers 200.
+    referral.route_preview answers where a referral would go before it is requested, with the
+    routing and SLA functions a real referral.requested goes through.
     referral.partner_contact is notifier's question: a partner's addresses, which live in this
     service's configuration.
 */
@@ -72,6 +74,16 @@ s_body (const json_t *req_body)
 {
     json_t *b = json_object_get (req_body, "body");
     return json_is_object (b) ? b : NULL;
+}
+
+//  A field name from outside, made printable and short for the error's field.
+static void
+s_field_name (const char *key, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (const char *c = key; *c && n + 1 < outlen; c++)
+        out[n++] = *c > 0x20 && *c < 0x7f ? *c : '?';
+    out[n] = 0;
 }
 
 //  ?limit= in [1, max], default 50. -1 after filling err.
@@ -397,6 +409,159 @@ s_on_units (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_error
 }
 
 //  --------------------------------------------------------------------------------------------
+//  Route preview: where a referral with these inputs would go now, before the agent sends it.
+//  The answer comes from rf_route, rf_config_sla and the business clock, exactly as
+//  rf_referral_requested routes a real referral (referrals.c); nothing is stored.
+
+#define S_LOCATION_MAX  32
+
+//  A language tag: 2..8 letters, then "-" and 1..8 letters or digits, at most RF_CODE_MAX.
+static bool
+s_language_valid (const char *s)
+{
+    size_t n = strlen (s), run = 0;
+    if (n < 2 || n > RF_CODE_MAX)
+        return false;
+    bool first = true;
+    for (size_t i = 0; i <= n; i++) {
+        char c = s[i];
+        if (c == '-' || c == 0) {
+            if (run == 0 || run > 8 || (first && run < 2))
+                return false;
+            first = false;
+            run = 0;
+        }
+        else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                 || (!first && c >= '0' && c <= '9'))
+            run++;
+        else
+            return false;
+    }
+    return true;
+}
+
+//  A location code as intake accepts one: 1..32 of letters, digits, '_', '.', '-'.
+static bool
+s_location_valid (const char *s)
+{
+    size_t n = strlen (s);
+    if (n < 1 || n > S_LOCATION_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int
+s_on_route_preview (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_error_t *err)
+{
+    referral_t *self = arg;
+    rf_caller_t caller;
+    int st = s_caller (req->body, &caller, err);
+    if (st)
+        return st;
+    if (!caller.agent && !caller.supervisor && !caller.protection && !caller.admin)
+        return gl_rep_error (err, 403, "forbidden", NULL,
+                             "route previews are for agents, supervisors, protection staff and "
+                             "admins");
+    json_t *query = json_object_get (req->body, "query");
+    if (query && !json_is_null (query) && !json_is_object (query))
+        return gl_rep_error (err, 400, "invalid_field", "query", "query must be an object");
+    static const char *const known[]
+        = { "category", "priority", "consent", "language", "location", NULL };
+    const char *key;
+    json_t *v;
+    json_object_foreach (query, key, v) {
+        bool ok = false;
+        for (size_t i = 0; known[i] && !ok; i++)
+            ok = strcmp (key, known[i]) == 0;
+        char name[GL_REQ_FIELD_MAX + 1];
+        s_field_name (key, name, sizeof name);
+        if (!ok)
+            return gl_rep_error (err, 400, "unknown_field", name,
+                                 "unknown query parameter: give category, priority, consent, "
+                                 "language, location");
+        if (!json_is_string (v) || strlen (json_string_value (v)) != json_string_length (v))
+            return gl_rep_error (err, 400, "invalid_field", name, "%s must be a string", name);
+    }
+    const char *category = s_query (req->body, "category");
+    const char *priority = s_query (req->body, "priority");
+    const char *consent = s_query (req->body, "consent");
+    const char *language = s_query (req->body, "language");
+    const char *location = s_query (req->body, "location");
+    if (!category)
+        return gl_rep_error (err, 400, "missing_field", "category", "category is required");
+    if (!rf_category_valid (category))
+        return gl_rep_error (err, 400, "invalid_field", "category",
+                             "category must be a category code (code or code.subcode)");
+    if (!priority)
+        return gl_rep_error (err, 400, "missing_field", "priority", "priority is required");
+    int prio = rf_priority_parse (priority);
+    if (prio < 0)
+        return gl_rep_error (err, 400, "invalid_field", "priority",
+                             "priority is low, normal, high or emergency");
+    if (!consent)
+        return gl_rep_error (err, 400, "missing_field", "consent", "consent is required");
+    if (strcmp (consent, "true") != 0 && strcmp (consent, "false") != 0)
+        return gl_rep_error (err, 400, "invalid_field", "consent", "consent is true or false");
+    if (language && !s_language_valid (language))
+        return gl_rep_error (err, 400, "invalid_field", "language",
+                             "language must be a language tag (ar, fr, ar-SY)");
+    if (location && !s_location_valid (location))
+        return gl_rep_error (err, 400, "invalid_field", "location",
+                             "location must be a location code: 1..32 letters, digits, '_', "
+                             "'.', '-'");
+    const rf_config_t *cfg = self->cfg;
+    int64_t now = gl_now_ms ();
+    rf_route_t route;
+    if (rf_route (cfg, category, location, language, (rf_priority_t) prio,
+                  strcmp (consent, "true") == 0, &route) < 0) {
+        //  The loader requires a default rule, so this is for a configuration without one.
+        *reply = json_pack ("{s:n, s:s, s:I}", "unit", "reason", "no_rule", "now",
+                            (json_int_t) now);
+        return 200;
+    }
+    const rf_rule_t *rule = &cfg->rules[route.rule_index];
+    const rf_unit_t *unit = rf_config_unit (cfg, route.unit);
+    const rf_sla_t *sla = rf_config_sla (cfg, route.unit, (rf_priority_t) prio);
+    bool wall = rf_config_sla_wall (cfg, route.unit, (rf_priority_t) prio);
+    char target[RF_CODE_MAX + 16];
+    snprintf (target, sizeof target, "%s%s", rule->partner[0] ? "partner:" : "",
+              rule->partner[0] ? rule->partner : rule->unit);
+    json_t *jrule = json_pack ("{s:i, s:b, s:s}", "line", route.rule_line, "default",
+                               route.by_default, "target", target);
+    if (!route.by_default) {
+        json_object_set_new (jrule, "category", json_string (rule->category));
+        json_object_set_new (jrule, "location", json_string (rule->location));
+        json_object_set_new (jrule, "language", json_string (rule->language));
+        json_object_set_new (jrule, "priority",
+                             json_string (rule->priority < 0
+                                              ? "*"
+                                              : rf_priority_name ((rf_priority_t) rule->priority)));
+    }
+    //  A partner rule without consent routes to the partner's unit: say which partner would
+    //  have had it, so the agent knows what the consent changes.
+    const char *held = rule->partner[0] && !route.partner[0] ? rule->partner : NULL;
+    *reply = json_pack (
+        "{s:{s:s, s:b, s:b}, s:o, s:o, s:o, s:b, s:{s:s, s:I, s:I, s:b, s:I, s:I}, s:I}",
+        "unit", "code", route.unit, "sensitive", unit && unit->sensitive, "always_open",
+        unit && unit->always_open, "partner",
+        route.partner[0] ? json_pack ("{s:s}", "code", route.partner) : json_null (),
+        "partner_without_consent", held ? json_string (held) : json_null (), "rule", jrule,
+        "sensitive", rf_config_sensitive (cfg, route.unit, category), "sla", "priority",
+        rf_priority_name ((rf_priority_t) prio), "ack_ms", (json_int_t) sla->ack_ms,
+        "resolve_ms", (json_int_t) sla->resolve_ms, "business_hours", !wall, "ack_due",
+        (json_int_t) rf_config_business_add (cfg, wall, now, sla->ack_ms), "resolve_due",
+        (json_int_t) rf_config_business_add (cfg, wall, now, sla->resolve_ms), "now",
+        (json_int_t) now);
+    return *reply ? 200 : gl_rep_error (err, 503, "unavailable", NULL, "out of memory; retry");
+}
+
+//  --------------------------------------------------------------------------------------------
 //  Emergencies
 
 static int
@@ -535,10 +700,7 @@ s_export_body (const json_t *body, const char **kind, json_t **ids, gl_rep_error
             ok = strcmp (key, names[i]) == 0;
         if (!ok) {
             char name[GL_REQ_FIELD_MAX + 1];        //  outside input: printable and short
-            size_t n = 0;
-            for (const char *c = key; *c && n < sizeof name - 1; c++)
-                name[n++] = *c > 0x20 && *c < 0x7f ? *c : '?';
-            name[n] = 0;
+            s_field_name (key, name, sizeof name);
             return gl_rep_error (err, 400, "unknown_field", name, "unknown field");
         }
     }
@@ -721,6 +883,7 @@ rf_requests_register (referral_t *self)
         { "referral.overdue", s_on_overdue },
         { "referral.lifecycle", s_on_lifecycle },
         { "referral.units", s_on_units },
+        { "referral.route_preview", s_on_route_preview },
         { "referral.ack", s_on_ack },
         { "referral.start", s_on_start },
         { "referral.close", s_on_close },

@@ -55,6 +55,7 @@ rf_route (const rf_config_t *cfg, const char *category, const char *location,
         if (r->partner[0] && consent)
             strcpy (out->partner, r->partner);
         out->rule_line = r->line;
+        out->rule_index = i;
         out->by_default = r->is_default;
         return 0;
     }

@@ -48,6 +48,10 @@ s_check (const rf_config_t *cfg, const s_case_t *cases, size_t n)
         assert_string_equal (r.partner, c->partner);
         assert_int_equal (r.by_default, c->by_default);
         assert_true (r.rule_line > 0);
+        //  rule_index names the rule that matched (the route preview reads it).
+        assert_true (r.rule_index < cfg->n_rules);
+        assert_int_equal (cfg->rules[r.rule_index].line, r.rule_line);
+        assert_int_equal (cfg->rules[r.rule_index].is_default, r.by_default);
     }
 }
 
