@@ -12,9 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  A call is sequential, so a few queued messages are all a healthy client ever has; the bound
-//  only matters when stale replies pile up.
-#define S_HWM 100
+//  As many messages queued either way as calls can be outstanding, and a margin for stale
+//  replies: a reply is never dropped by ZeroMQ because the queue was shorter than the table.
+#define S_HWM (GL_REQ_OUTSTANDING_MAX + 100)
+
+//  An outstanding asynchronous call.
+typedef struct _s_call_t s_call_t;
+struct _s_call_t {
+    char id[GL_ID_LEN + 1];
+    int64_t deadline;           //  gl_mono_ms; only used to make room (s_make_room)
+    char *frame;                //  the request while not sent yet (in the unsent list)
+    size_t frame_len;
+    s_call_t *prev, *next;      //  the unsent list, oldest first
+    json_t *arrived;            //  a reply gl_req_call read for us, kept for gl_req_recv
+    int send_errno;             //  not 0: the socket refused the frame; answered 503
+};
 
 struct _gl_req_t {
     zsock_t *sock;
@@ -22,7 +34,22 @@ struct _gl_req_t {
     char *auth;                 //  "" when none
     gl_mp_limits_t limits;
     uint64_t discarded;
+    zhashx_t *calls;            //  id -> s_call_t, the outstanding asynchronous calls
+    s_call_t *unsent_head, *unsent_tail;
+    size_t kept;                //  calls with arrived or send_errno set, for gl_req_recv
 };
+
+static void
+s_call_free (void **item_p)
+{
+    s_call_t *call = *item_p;
+    if (!call)
+        return;
+    free (call->frame);
+    json_decref (call->arrived);
+    free (call);
+    *item_p = NULL;
+}
 
 bool
 gl_req_op_valid (const char *s)
@@ -89,7 +116,10 @@ gl_req_new_curve (const char *endpoint, gl_curve_t *curve)
     self->endpoint = strdup (endpoint);
     self->auth = strdup ("");
     self->sock = zsock_new (ZMQ_DEALER);
-    if (!self->endpoint || !self->auth || !self->sock) {
+    self->calls = zhashx_new ();
+    if (self->calls)
+        zhashx_set_destructor (self->calls, s_call_free);
+    if (!self->endpoint || !self->auth || !self->sock || !self->calls) {
         gl_req_destroy (&self);
         return NULL;
     }
@@ -123,6 +153,7 @@ gl_req_destroy (gl_req_t **self_p)
     if (!self)
         return;
     zsock_destroy (&self->sock);
+    zhashx_destroy (&self->calls);
     if (self->auth) {
         sodium_memzero (self->auth, strlen (self->auth));
         free (self->auth);
@@ -201,6 +232,7 @@ s_local_error (gl_reply_t *reply, int status, const char *code, const char *fiel
     free (reply->error_message);
     free (reply->error_field);
     reply->status = status;
+    reply->local = true;
     reply->body = json_object ();
     assert (reply->body);
     reply->error_code = s_strdup_or_die (code);
@@ -274,11 +306,12 @@ s_take_reply (json_t *root, gl_reply_t *reply, char *why, size_t whylen)
     return 0;
 }
 
-//  Read one message off the socket. Returns 1 and the reply when it answers our call, 0 when it
-//  was discarded (stale or unreadable), -1 when nothing could be read.
+//  Read one message off the socket. 1 with *root (the decoded map, or NULL when the frame could
+//  not be read), -1 when nothing could be read.
 static int
-s_recv_one (gl_req_t *self, gl_reply_t *reply, int *bad)
+s_read_frame (gl_req_t *self, json_t **root)
 {
+    *root = NULL;
     void *handle = zsock_resolve (self->sock);
     zmq_msg_t msg;
     zmq_msg_init (&msg);
@@ -294,30 +327,71 @@ s_recv_one (gl_req_t *self, gl_reply_t *reply, int *bad)
         if (zmq_msg_recv (&msg, handle, ZMQ_DONTWAIT) < 0)
             break;
     }
-    json_t *root = NULL;
     if (!multipart) {
         char err[256];
-        root = gl_mp_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &self->limits, err,
-                             sizeof err);
-        if (!root)
+        *root = gl_mp_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &self->limits, err,
+                              sizeof err);
+        if (!*root)
             gl_debug ("req: unreadable reply discarded: %s", err);
     }
     zmq_msg_close (&msg);
-    const char *id = json_is_object (root) ? s_str (root, "id", GL_ID_LEN) : NULL;
-    if (!id || strcmp (id, reply->id) != 0) {
-        self->discarded++;
-        json_decref (root);
-        return 0;
-    }
+    return 1;
+}
+
+//  The reply's id, when root is a map with a string id of the right length; else NULL.
+static const char *
+s_reply_id (const json_t *root)
+{
+    return json_is_object (root) ? s_str (root, "id", GL_ID_LEN) : NULL;
+}
+
+//  Check root (a reply with reply->id) and move it into reply; a reply that breaks the wire
+//  format becomes 502 bad_reply. 0, or -1 for the latter.
+static int
+s_accept (gl_req_t *self, json_t *root, gl_reply_t *reply)
+{
     char why[128];
     int rc = s_take_reply (root, reply, why, sizeof why);
-    json_decref (root);
     if (rc != 0) {
         gl_warn ("req: malformed reply to %s from %s: %s", reply->id, self->endpoint, why);
         s_local_error (reply, 502, "bad_reply", "", "%s", why);
-        *bad = 1;
     }
-    return 1;
+    return rc;
+}
+
+//  True when call is sent and still waiting for its answer: a reply with its id is taken. (Any
+//  other reply with its id is not the server's answer to it: one answer per call, and none to a
+//  request not sent yet.)
+static bool
+s_awaited (const s_call_t *call)
+{
+    return !call->frame && !call->arrived && !call->send_errno;
+}
+
+//  Read one message off the socket. Returns 1 and the reply when it answers our call, 0 when it
+//  was discarded (stale or unreadable) or kept for an outstanding asynchronous call, -1 when
+//  nothing could be read.
+static int
+s_recv_one (gl_req_t *self, gl_reply_t *reply, int *bad)
+{
+    json_t *root;
+    if (s_read_frame (self, &root) < 0)
+        return -1;
+    const char *id = s_reply_id (root);
+    if (id && strcmp (id, reply->id) == 0) {
+        *bad = s_accept (self, root, reply) != 0;
+        json_decref (root);
+        return 1;
+    }
+    s_call_t *call = id ? zhashx_lookup (self->calls, id) : NULL;
+    if (call && s_awaited (call)) {
+        call->arrived = root;       //  gl_req_recv hands it over
+        self->kept++;
+        return 0;
+    }
+    self->discarded++;
+    json_decref (root);
+    return 0;
 }
 
 //  Wait until the socket has one of events or the deadline passes. 1 when ready, 0 when the
@@ -360,17 +434,17 @@ s_encode_request (gl_req_t *self, const char *id, const char *op, const char *ke
     return rc;
 }
 
-int
-gl_req_call (gl_req_t *self, const char *op, const char *idem_key, const json_t *body,
-             int timeout_ms, gl_reply_t *reply)
+static void s_flush (gl_req_t *self);
+
+//  Clear reply, give it a fresh id, check the arguments and encode the request. 0 with *frame
+//  (malloc'd), or -1 with reply holding 400 bad_request.
+static int
+s_prepare (gl_req_t *self, const char *op, const char *idem_key, const json_t *body,
+           int timeout_ms, gl_reply_t *reply, char **frame, size_t *frame_len)
 {
-    assert (self && op && reply && timeout_ms > 0);
     gl_reply_clear (reply);
     gl_id_new (reply->id);
     const char *key = idem_key ? idem_key : "";
-    if (timeout_ms > GL_REQ_TTL_MAX)
-        timeout_ms = GL_REQ_TTL_MAX;
-
     //  Checked here so that a bad name or key (which may come from an HTTP caller) is reported
     //  as such, not as a timeout.
     if (!gl_req_op_valid (op))
@@ -380,16 +454,28 @@ gl_req_call (gl_req_t *self, const char *op, const char *idem_key, const json_t 
                               "key must be 0..%d printable ASCII characters", GL_REQ_KEY_MAX);
     if (body && !json_is_object (body))
         return s_local_error (reply, 400, "bad_request", "body", "body must be a map");
-
-    char *frame = NULL;
-    size_t frame_len = 0;
-    if (s_encode_request (self, reply->id, op, key, body, timeout_ms, &frame, &frame_len) != 0)
+    if (s_encode_request (self, reply->id, op, key, body, timeout_ms, frame, frame_len) != 0)
         return s_local_error (reply, 400, "bad_request", "body", "body cannot be encoded");
-    if (frame_len > self->limits.max_bytes) {
-        free (frame);
+    if (*frame_len > self->limits.max_bytes) {
+        free (*frame);
+        *frame = NULL;
         return s_local_error (reply, 400, "bad_request", "body",
                               "request is larger than %zu bytes", self->limits.max_bytes);
     }
+    return 0;
+}
+
+int
+gl_req_call (gl_req_t *self, const char *op, const char *idem_key, const json_t *body,
+             int timeout_ms, gl_reply_t *reply)
+{
+    assert (self && op && reply && timeout_ms > 0);
+    if (timeout_ms > GL_REQ_TTL_MAX)
+        timeout_ms = GL_REQ_TTL_MAX;
+    char *frame = NULL;
+    size_t frame_len = 0;
+    if (s_prepare (self, op, idem_key, body, timeout_ms, reply, &frame, &frame_len) != 0)
+        return -1;
 
     int64_t deadline = gl_mono_ms () + timeout_ms;
     //  With ZMQ_IMMEDIATE the socket is writable only once a server is connected, so waiting
@@ -397,6 +483,9 @@ gl_req_call (gl_req_t *self, const char *op, const char *idem_key, const json_t 
     int sent = -1;
     int ready = s_wait (self, ZMQ_POLLOUT, deadline);
     while (ready == 1) {
+        //  Asynchronous requests kept for want of a server go first: they were made first.
+        if (self->unsent_head)
+            s_flush (self);
         sent = zmq_send (zsock_resolve (self->sock), frame, frame_len, ZMQ_DONTWAIT);
         if (sent >= 0 || errno != EAGAIN)
             break;
@@ -426,4 +515,224 @@ gl_req_call (gl_req_t *self, const char *op, const char *idem_key, const json_t 
         if (rc == 1)
             return bad ? -1 : 0;
     }
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Asynchronous calls
+
+static void
+s_unsent_unlink (gl_req_t *self, s_call_t *call)
+{
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        self->unsent_head = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    else
+        self->unsent_tail = call->prev;
+    call->prev = call->next = NULL;
+    free (call->frame);
+    call->frame = NULL;
+}
+
+static void
+s_unsent_append (gl_req_t *self, s_call_t *call)
+{
+    call->next = NULL;
+    call->prev = self->unsent_tail;
+    if (self->unsent_tail)
+        self->unsent_tail->next = call;
+    else
+        self->unsent_head = call;
+    self->unsent_tail = call;
+}
+
+//  Send kept requests, oldest first, while the socket takes them (with ZMQ_IMMEDIATE: while a
+//  server is connected and its queue has room). A refusal other than "not now" fails that call.
+static void
+s_flush (gl_req_t *self)
+{
+    void *handle = zsock_resolve (self->sock);
+    while (self->unsent_head) {
+        s_call_t *call = self->unsent_head;
+        if (zmq_send (handle, call->frame, call->frame_len, ZMQ_DONTWAIT) >= 0) {
+            s_unsent_unlink (self, call);
+            continue;
+        }
+        if (errno == EAGAIN || errno == EINTR)
+            return;
+        call->send_errno = errno;
+        s_unsent_unlink (self, call);
+        self->kept++;
+    }
+}
+
+//  Forget every call whose timeout has passed (its caller should have, and will find it gone).
+static void
+s_make_room (gl_req_t *self)
+{
+    int64_t now = gl_mono_ms ();
+    zlistx_t *expired = zlistx_new ();
+    assert (expired);
+    for (s_call_t *call = zhashx_first (self->calls); call; call = zhashx_next (self->calls))
+        if (call->deadline <= now)
+            zlistx_add_end (expired, call->id);
+    //  Deleted after the walk: the table must not change under zhashx_next.
+    for (char *id = zlistx_first (expired); id; id = zlistx_next (expired))
+        gl_req_forget (self, id);
+    zlistx_destroy (&expired);
+}
+
+int
+gl_req_send (gl_req_t *self, const char *op, const char *idem_key, const json_t *body,
+             int timeout_ms, gl_reply_t *reply)
+{
+    assert (self && op && reply && timeout_ms > 0);
+    if (timeout_ms > GL_REQ_TTL_MAX)
+        timeout_ms = GL_REQ_TTL_MAX;
+    char *frame = NULL;
+    size_t frame_len = 0;
+    if (s_prepare (self, op, idem_key, body, timeout_ms, reply, &frame, &frame_len) != 0)
+        return -1;
+    if (zhashx_size (self->calls) >= GL_REQ_OUTSTANDING_MAX)
+        s_make_room (self);
+    if (zhashx_size (self->calls) >= GL_REQ_OUTSTANDING_MAX) {
+        free (frame);
+        return s_local_error (reply, 503, "busy", "", "%d calls are outstanding already",
+                              GL_REQ_OUTSTANDING_MAX);
+    }
+    s_call_t *call = calloc (1, sizeof *call);
+    if (!call) {
+        free (frame);
+        return s_local_error (reply, 503, "unavailable", "", "out of memory");
+    }
+    memcpy (call->id, reply->id, sizeof call->id);
+    call->deadline = gl_mono_ms () + timeout_ms;
+    //  Behind kept requests, never before them: they are sent in the order they were made.
+    if (!self->unsent_head) {
+        if (zmq_send (zsock_resolve (self->sock), frame, frame_len, ZMQ_DONTWAIT) >= 0)
+            free (frame);
+        else if (errno == EAGAIN || errno == EINTR)
+            call->frame = frame;
+        else {
+            int send_errno = errno;
+            free (frame);
+            free (call);
+            return s_local_error (reply, 503, "unavailable", "", "cannot send: %s",
+                                  zmq_strerror (send_errno));
+        }
+    }
+    else
+        call->frame = frame;
+    call->frame_len = frame_len;
+    if (zhashx_insert (self->calls, call->id, call) != 0) {
+        //  A fresh 128-bit id is never a duplicate; only out of memory lands here.
+        void *item = call;
+        s_call_free (&item);
+        return s_local_error (reply, 503, "unavailable", "", "out of memory");
+    }
+    if (call->frame)
+        s_unsent_append (self, call);
+    return 0;
+}
+
+//  Hand over a kept answer (one gl_req_call read, or a refused send). 1, or 0 when none.
+static int
+s_take_kept (gl_req_t *self, gl_reply_t *reply)
+{
+    for (s_call_t *call = zhashx_first (self->calls); call; call = zhashx_next (self->calls)) {
+        if (!call->arrived && !call->send_errno)
+            continue;
+        memcpy (reply->id, call->id, sizeof reply->id);
+        if (call->arrived)
+            s_accept (self, call->arrived, reply);
+        else
+            s_local_error (reply, 503, "unavailable", "", "cannot send: %s",
+                           zmq_strerror (call->send_errno));
+        self->kept--;
+        zhashx_delete (self->calls, reply->id);
+        return 1;
+    }
+    self->kept = 0;             //  not reached while the count is right
+    return 0;
+}
+
+int
+gl_req_recv (gl_req_t *self, gl_reply_t *reply)
+{
+    assert (self && reply);
+    gl_reply_clear (reply);
+    int idle = 0;               //  rounds in a row that sent nothing although POLLOUT said so
+    while (true) {
+        if (self->unsent_head) {
+            s_call_t *head = self->unsent_head;
+            s_flush (self);
+            idle = self->unsent_head == head ? idle + 1 : 0;
+        }
+        if (self->kept > 0 && s_take_kept (self, reply))
+            return 1;
+        json_t *root;
+        if (s_read_frame (self, &root) == 1) {
+            const char *id = s_reply_id (root);
+            s_call_t *call = id ? zhashx_lookup (self->calls, id) : NULL;
+            if (!call || !s_awaited (call)) {
+                self->discarded++;
+                json_decref (root);
+                continue;
+            }
+            memcpy (reply->id, call->id, sizeof reply->id);
+            zhashx_delete (self->calls, reply->id);
+            s_accept (self, root, reply);
+            json_decref (root);
+            return 1;
+        }
+        //  Nothing to read. Reading ZMQ_EVENTS re-arms the fd, but may itself take the edge of
+        //  a message that came in or of a server that connected meanwhile: go round again for
+        //  either, so that no edge is lost (a socket that says POLLOUT and still refuses gets
+        //  one more try, then waits for the next edge).
+        int events = zsock_events (self->sock);
+        if ((events & ZMQ_POLLIN) || self->kept > 0)
+            continue;
+        if (self->unsent_head && (events & ZMQ_POLLOUT) && idle < 2)
+            continue;
+        return 0;
+    }
+}
+
+void
+gl_req_forget (gl_req_t *self, const char *id)
+{
+    assert (self && id);
+    s_call_t *call = zhashx_lookup (self->calls, id);
+    if (!call)
+        return;
+    if (call->frame)
+        s_unsent_unlink (self, call);
+    if (call->arrived || call->send_errno)
+        self->kept--;
+    zhashx_delete (self->calls, id);
+}
+
+int
+gl_req_fd (gl_req_t *self)
+{
+    assert (self);
+    return zsock_fd (self->sock);
+}
+
+bool
+gl_req_ready (gl_req_t *self)
+{
+    assert (self);
+    int events = zsock_events (self->sock);
+    return (events & ZMQ_POLLIN) || self->kept > 0
+           || (self->unsent_head && (events & ZMQ_POLLOUT));
+}
+
+size_t
+gl_req_outstanding (gl_req_t *self)
+{
+    assert (self);
+    return zhashx_size (self->calls);
 }

@@ -1,6 +1,8 @@
 /*  Requests (gl_req client, gl_rep server) over real ZeroMQ sockets on loopback, with a real
     redis-server for idempotency: round trips, error statuses, unknown ops, malformed frames,
-    deadlines, stale replies, auth tokens, stored replies across two server replicas.
+    deadlines, stale replies, auth tokens, stored replies across two server replicas; and the
+    asynchronous side: many calls outstanding matched by id, the bound, requests kept until a
+    server connects, forgotten calls, malformed replies, gl_req_call meanwhile.
     ctest: timeout=180 */
 #include "gl/gl_clock.h"
 #include "gl/gl_id.h"
@@ -10,6 +12,7 @@
 #include "gl/gl_req.h"
 #include "gl_testenv.h"
 #include <czmq.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -35,6 +38,7 @@ typedef struct {
     const char *tokens;         //  NULL: no auth
     bool idempotency;           //  against s_redis
     const char *prefix;
+    const char *bind;           //  NULL: an ephemeral port
 } s_cfg_t;
 
 typedef struct {
@@ -159,7 +163,7 @@ s_server_actor (zsock_t *pipe, void *args)
     s_cfg_t *cfg = args;
     s_server_t self;
     memset (&self, 0, sizeof self);
-    self.rep = gl_rep_new ("tcp://127.0.0.1:*");
+    self.rep = gl_rep_new (cfg && cfg->bind ? cfg->bind : "tcp://127.0.0.1:*");
     zsock_signal (pipe, 0);
     if (!self.rep) {
         zstr_send (pipe, "");
@@ -1055,6 +1059,231 @@ test_bad_reply (void **state)
     zactor_destroy (&bad);
 }
 
+//  --------------------------------------------------------------------------------------------
+//  The asynchronous side
+
+//  Wait for gl_req_fd as an event loop would, then read one answer: the fd is only polled after
+//  gl_req_recv said 0, so a missed edge (the contract broken) fails the test instead of being
+//  papered over by a periodic look.
+static void
+s_async_next (gl_req_t *client, gl_reply_t *reply)
+{
+    int64_t until = gl_mono_ms () + S_WAIT_MS;
+    while (gl_req_recv (client, reply) != 1) {
+        int64_t left = until - gl_mono_ms ();
+        if (left <= 0)
+            fail_msg ("no asynchronous answer: an edge of gl_req_fd was missed");
+        struct pollfd pfd = { gl_req_fd (client), POLLIN, 0 };
+        poll (&pfd, 1, (int) left);
+    }
+}
+
+//  Many calls outstanding at once on one socket: each answer names its call, none is crossed,
+//  lost or doubled, and the socket's edge is never missed.
+static void
+test_async_many_outstanding (void **state)
+{
+    s_server_handle_t srv = s_server_start (NULL);
+    gl_req_t *client = gl_req_new (srv.endpoint);
+    enum { N = 300 };
+    char ids[N][GL_ID_LEN + 1];
+    bool seen[N] = { false };
+    gl_reply_t reply = { 0 };
+    for (int i = 0; i < N; i++) {
+        json_t *body = json_pack ("{s:i}", "n", i);
+        assert_int_equal (gl_req_send (client, "test.echo", NULL, body, 10000, &reply), 0);
+        assert_true (gl_id_valid (reply.id));
+        assert_null (reply.body);
+        memcpy (ids[i], reply.id, sizeof ids[i]);
+        json_decref (body);
+    }
+    assert_int_equal (gl_req_outstanding (client), N);
+    for (int got = 0; got < N; got++) {
+        s_async_next (client, &reply);
+        assert_int_equal (reply.status, 200);
+        assert_false (reply.local);
+        int n = (int) json_integer_value (
+            json_object_get (json_object_get (reply.body, "echo"), "n"));
+        assert_true (n >= 0 && n < N);
+        assert_string_equal (reply.id, ids[n]);
+        assert_false (seen[n]);
+        seen[n] = true;
+    }
+    assert_int_equal (gl_req_outstanding (client), 0);
+    assert_int_equal (gl_req_recv (client, &reply), 0);
+    assert_int_equal (gl_req_discarded (client), 0);
+    gl_reply_clear (&reply);
+    gl_req_destroy (&client);
+    s_server_stop (&srv);
+}
+
+//  Requests made before any server is there are kept, in order, and go out when one connects.
+static void
+test_async_kept_until_connected (void **state)
+{
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", gl_test_free_port ());
+    gl_req_t *client = gl_req_new (endpoint);
+    gl_reply_t reply = { 0 };
+    char first[GL_ID_LEN + 1];
+    json_t *body = json_pack ("{s:i}", "n", 1);
+    assert_int_equal (gl_req_send (client, "test.count", NULL, body, 10000, &reply), 0);
+    memcpy (first, reply.id, sizeof first);
+    assert_int_equal (gl_req_send (client, "test.count", NULL, body, 10000, &reply), 0);
+    json_decref (body);
+    assert_int_equal (gl_req_recv (client, &reply), 0);     //  nobody to send to yet
+    s_cfg_t cfg = { .bind = endpoint };
+    s_server_handle_t srv = s_server_start (&cfg);
+    s_async_next (client, &reply);
+    assert_int_equal (reply.status, 200);
+    //  The first request made was the first served.
+    assert_string_equal (reply.id, first);
+    assert_int_equal (json_integer_value (json_object_get (reply.body, "count")), 1);
+    s_async_next (client, &reply);
+    assert_int_equal (json_integer_value (json_object_get (reply.body, "count")), 2);
+    gl_reply_clear (&reply);
+    gl_req_destroy (&client);
+    s_server_stop (&srv);
+}
+
+//  At most GL_REQ_OUTSTANDING_MAX: the next is refused until one is forgotten or its timeout
+//  has passed. Whatever is outstanding at destroy is freed (ASan).
+static void
+test_async_bound (void **state)
+{
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", gl_test_free_port ());
+    gl_req_t *client = gl_req_new (endpoint);
+    gl_reply_t reply = { 0 };
+    char some[GL_ID_LEN + 1];
+    for (int i = 0; i < GL_REQ_OUTSTANDING_MAX; i++) {
+        assert_int_equal (gl_req_send (client, "test.echo", "k", NULL, 60000, &reply), 0);
+        if (i == 7)
+            memcpy (some, reply.id, sizeof some);
+    }
+    assert_int_equal (gl_req_send (client, "test.echo", NULL, NULL, 60000, &reply), -1);
+    assert_int_equal (reply.status, 503);
+    assert_string_equal (reply.error_code, "busy");
+    assert_true (reply.local);
+    assert_int_equal (gl_req_outstanding (client), GL_REQ_OUTSTANDING_MAX);
+    gl_req_forget (client, some);
+    gl_req_forget (client, some);           //  twice: ignored
+    gl_req_forget (client, "not-an-id");
+    assert_int_equal (gl_req_outstanding (client), GL_REQ_OUTSTANDING_MAX - 1);
+    //  Room for one with a 1 ms timeout; once it has passed, that call makes room itself.
+    assert_int_equal (gl_req_send (client, "test.echo", NULL, NULL, 1, &reply), 0);
+    gl_sleep_ms (5);
+    assert_int_equal (gl_req_send (client, "test.echo", NULL, NULL, 60000, &reply), 0);
+    assert_int_equal (gl_req_outstanding (client), GL_REQ_OUTSTANDING_MAX);
+    //  Bad arguments are refused before the bound is even looked at, nothing outstanding added.
+    assert_int_equal (gl_req_send (client, "Bad Op", NULL, NULL, 1000, &reply), -1);
+    assert_int_equal (reply.status, 400);
+    assert_string_equal (reply.error_field, "op");
+    json_t *array = json_array ();
+    assert_int_equal (gl_req_send (client, "test.echo", "two words", NULL, 1000, &reply), -1);
+    assert_string_equal (reply.error_field, "key");
+    assert_int_equal (gl_req_send (client, "test.echo", NULL, array, 1000, &reply), -1);
+    assert_string_equal (reply.error_field, "body");
+    json_decref (array);
+    gl_reply_clear (&reply);
+    gl_req_destroy (&client);
+}
+
+//  A call given up on: its late answer is discarded and counted, and the next call's answer is
+//  its own.
+static void
+test_async_forget (void **state)
+{
+    s_reset_gate ();
+    s_server_handle_t srv = s_server_start (NULL);
+    gl_req_t *client = gl_req_new (srv.endpoint);
+    gl_reply_t reply = { 0 };
+    //  Connected first, so that the request below is sent at once rather than kept until this
+    //  test, which runs no loop, calls gl_req_recv.
+    assert_int_equal (gl_req_call (client, "test.echo", NULL, NULL, 10000, &reply), 0);
+    json_t *one = json_pack ("{s:i}", "n", 1);
+    assert_int_equal (gl_req_send (client, "test.block", NULL, one, 10000, &reply), 0);
+    json_decref (one);
+    char held[GL_ID_LEN + 1];
+    memcpy (held, reply.id, sizeof held);
+    s_wait_entered (1);
+    gl_req_forget (client, held);
+    assert_int_equal (gl_req_outstanding (client), 0);
+    atomic_fetch_add (&s_permits, 1);
+    json_t *two = json_pack ("{s:i}", "n", 2);
+    assert_int_equal (gl_req_send (client, "test.echo", NULL, two, 10000, &reply), 0);
+    json_decref (two);
+    char next[GL_ID_LEN + 1];
+    memcpy (next, reply.id, sizeof next);
+    //  The server answers in order: the held call's answer comes first and is dropped.
+    s_async_next (client, &reply);
+    assert_string_equal (reply.id, next);
+    assert_int_equal (json_integer_value (json_object_get (json_object_get (reply.body, "echo"),
+                                                           "n")),
+                      2);
+    assert_int_equal (gl_req_discarded (client), 1);
+    gl_reply_clear (&reply);
+    gl_req_destroy (&client);
+    s_server_stop (&srv);
+}
+
+//  Malformed replies on the asynchronous side: unreadable frames and answers to other ids are
+//  discarded; an answer with our id that breaks the format ends that call with 502 bad_reply.
+static void
+test_async_bad_reply (void **state)
+{
+    zactor_t *bad = zactor_new (s_bad_server_actor, NULL);
+    char *endpoint = zstr_recv (bad);
+    gl_req_t *client = gl_req_new (endpoint);
+    gl_reply_t reply = { 0 };
+    assert_int_equal (gl_req_send (client, "test.echo", NULL, NULL, 10000, &reply), 0);
+    char id[GL_ID_LEN + 1];
+    memcpy (id, reply.id, sizeof id);
+    s_async_next (client, &reply);
+    assert_string_equal (reply.id, id);
+    assert_int_equal (reply.status, 502);
+    assert_string_equal (reply.error_code, "bad_reply");
+    assert_true (reply.local);
+    assert_non_null (reply.body);
+    assert_int_equal (gl_req_discarded (client), 2);
+    assert_int_equal (gl_req_outstanding (client), 0);
+    gl_reply_clear (&reply);
+    gl_req_destroy (&client);
+    zstr_free (&endpoint);
+    zactor_destroy (&bad);
+}
+
+//  gl_req_call on a client with asynchronous calls outstanding: an answer it reads for one of
+//  them is kept for gl_req_recv (and gl_req_ready says so), not discarded.
+static void
+test_async_and_call (void **state)
+{
+    s_reset_gate ();
+    s_server_handle_t srv = s_server_start (NULL);
+    gl_req_t *client = gl_req_new (srv.endpoint);
+    gl_reply_t reply = { 0 }, sync = { 0 };
+    json_t *one = json_pack ("{s:i}", "n", 1);
+    assert_int_equal (gl_req_send (client, "test.block", NULL, one, 10000, &reply), 0);
+    json_decref (one);
+    char async[GL_ID_LEN + 1];
+    memcpy (async, reply.id, sizeof async);
+    atomic_fetch_add (&s_permits, 1);
+    //  Not connected yet when the call above was made, so it was kept; gl_req_call sends it
+    //  before its own, and the server answers in that order.
+    assert_int_equal (gl_req_call (client, "test.echo", NULL, NULL, 10000, &sync), 0);
+    assert_int_equal (sync.status, 200);
+    assert_true (gl_req_ready (client));
+    assert_int_equal (gl_req_recv (client, &reply), 1);
+    assert_string_equal (reply.id, async);
+    assert_int_equal (reply.status, 200);
+    assert_int_equal (gl_req_discarded (client), 0);
+    assert_int_equal (gl_req_recv (client, &reply), 0);
+    gl_reply_clear (&reply);
+    gl_reply_clear (&sync);
+    gl_req_destroy (&client);
+    s_server_stop (&srv);
+}
+
 static int
 s_setup (void **state)
 {
@@ -1110,6 +1339,12 @@ main (void)
         cmocka_unit_test (test_idempotency_handler_transaction),
         cmocka_unit_test (test_idempotency_store_down),
         cmocka_unit_test (test_bad_reply),
+        cmocka_unit_test (test_async_many_outstanding),
+        cmocka_unit_test (test_async_kept_until_connected),
+        cmocka_unit_test (test_async_bound),
+        cmocka_unit_test (test_async_forget),
+        cmocka_unit_test (test_async_bad_reply),
+        cmocka_unit_test (test_async_and_call),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

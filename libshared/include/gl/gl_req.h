@@ -12,6 +12,28 @@
     is discarded and counted. A timed-out call may still have run on the server: retry it with the
     same idempotency key so that it cannot take effect twice.
 
+    The asynchronous side (gl_req_send, gl_req_recv, gl_req_forget) lets a loop keep several
+    calls outstanding on the one socket, at most GL_REQ_OUTSTANDING_MAX, each matched to its reply
+    by id, without ever waiting: an event loop polls gl_req_fd for reading and calls gl_req_recv
+    until it returns 0. ZMQ_FD is edge-triggered and only says "something changed": after
+    gl_req_send (or gl_req_call) ask gl_req_ready and run the read handler when it says so, or a
+    reply already waiting may never be noticed. The caller keeps each call's deadline itself and
+    calls gl_req_forget when it gives up; a late reply is then discarded and counted.
+
+        gl_reply_t reply = { 0 };
+        if (gl_req_send (req, "scheduler.book", key, body, 2000, &reply) != 0)
+            ... reply.status, reply.error_code say why; nothing is outstanding
+        remember (reply.id, deadline);
+        ...
+        on readable (gl_req_fd), and after each send when gl_req_ready:
+            while (gl_req_recv (req, &reply) == 1)
+                ... reply.id names the call answered
+        at the deadline: gl_req_forget (req, id): timed out
+        gl_reply_clear (&reply);
+
+    gl_req_call may be used on the same client meanwhile: a reply it reads for an outstanding
+    asynchronous call is kept for gl_req_recv, not discarded.
+
     One gl_req_t belongs to one thread (ZeroMQ sockets are not thread-safe).
 */
 #ifndef GL_REQ_H
@@ -31,6 +53,7 @@
 #define GL_REQ_CODE_MAX     63          //  error.code: [a-z0-9_], 1..63 bytes
 #define GL_REQ_FIELD_MAX    63          //  error.field: 0..63 bytes
 #define GL_REQ_MESSAGE_MAX  1023        //  error.message: 0..1023 bytes
+#define GL_REQ_OUTSTANDING_MAX 1024     //  asynchronous calls outstanding on one client
 
 //  What a call produced. Every field is set by gl_req_call, whatever it returns.
 typedef struct {
@@ -40,6 +63,7 @@ typedef struct {
     char *error_code;           //  owned; NULL when the reply carried no error
     char *error_message;        //  owned; NULL when no error
     char *error_field;          //  owned; NULL when no error ("" when the error names no field)
+    bool local;                 //  made up by the client (timeout, bad_reply ...), not the server's
 } gl_reply_t;
 
 typedef struct _gl_req_t gl_req_t;
@@ -65,7 +89,8 @@ void gl_req_destroy (gl_req_t **self_p);
 int gl_req_set_auth (gl_req_t *self, const char *token);
 
 //  Send op with body (borrowed; NULL for an empty map) and wait at most timeout_ms (> 0; above
-//  GL_REQ_TTL_MAX it is capped) for its reply; timeout_ms is also sent as the request's ttl. idem_key (NULL or "" for none) lets the server answer a retry from its stored reply.
+//  GL_REQ_TTL_MAX it is capped) for its reply; timeout_ms is also sent as the request's ttl.
+//  idem_key (NULL or "" for none) lets the server answer a retry from its stored reply.
 //  reply must start zeroed (gl_reply_t reply = { 0 };); whatever a previous call left in it is
 //  freed first, so one reply can serve many calls; release it with gl_reply_clear at the end.
 //  Returns 0 when the server answered, whatever the status. Returns -1 when it did not, with:
@@ -77,10 +102,48 @@ int gl_req_set_auth (gl_req_t *self, const char *token);
 int gl_req_call (gl_req_t *self, const char *op, const char *idem_key, const json_t *body,
                  int timeout_ms, gl_reply_t *reply);
 
+//  Start an asynchronous call: like gl_req_call, but returns at once. reply must start zeroed;
+//  it is cleared, then reply->id names the call. When no server is connected yet (a connection
+//  is still being made, or the server is down) the request is kept, in order, and sent by
+//  gl_req_recv once one is; a request never sent is simply never answered: the caller's deadline
+//  covers both cases, as for gl_req_call. timeout_ms is sent as the ttl (capped at
+//  GL_REQ_TTL_MAX); a call whose timeout has passed is forgotten by the client itself only when
+//  room is needed for a new one. Returns 0 when the call is outstanding; -1, with nothing
+//  outstanding and reply holding a made-up error, when:
+//    400 "bad_request"  op, key or body is invalid (field names which; nothing was sent);
+//    503 "busy"         GL_REQ_OUTSTANDING_MAX calls are outstanding already;
+//    503 "unavailable"  the socket refused the message.
+int gl_req_send (gl_req_t *self, const char *op, const char *idem_key, const json_t *body,
+                 int timeout_ms, gl_reply_t *reply);
+
+//  Read the answer to one outstanding call, without waiting. reply must start zeroed; what it
+//  held is freed first. Returns 1 with reply filled as by gl_req_call and reply->id naming the
+//  call, which is no longer outstanding: a server's answer (any status), or 502 "bad_reply" for
+//  a reply with that id that breaks the wire format, or 503 "unavailable" when the socket
+//  refused a request kept for sending. Returns 0 when nothing more can be read now. Replies to
+//  ids not outstanding (forgotten, or never ours) and unreadable frames are discarded and
+//  counted (gl_req_discarded). Also sends requests kept for want of a connection.
+int gl_req_recv (gl_req_t *self, gl_reply_t *reply);
+
+//  The caller gave up on call id (its deadline passed): it is no longer outstanding, a request
+//  not yet sent is dropped, and a reply arriving later is discarded. Unknown ids are ignored.
+void gl_req_forget (gl_req_t *self, const char *id);
+
+//  The socket's ZMQ_FD, to poll for reading (edge-triggered: see above). Borrowed.
+int gl_req_fd (gl_req_t *self);
+
+//  True when gl_req_recv has work now: a reply is waiting, or a kept request can be sent.
+//  Checks ZMQ_EVENTS, which also re-arms gl_req_fd.
+bool gl_req_ready (gl_req_t *self);
+
+//  Asynchronous calls outstanding (sent or kept for sending, not yet answered or forgotten).
+size_t gl_req_outstanding (gl_req_t *self);
+
 //  Free what a reply owns and zero it. Safe on a zeroed reply and twice in a row.
 void gl_reply_clear (gl_reply_t *reply);
 
-//  Replies discarded so far: late replies to earlier calls and frames that could not be read.
+//  Replies discarded so far: late replies to earlier or forgotten calls, and frames that could
+//  not be read.
 uint64_t gl_req_discarded (gl_req_t *self);
 
 //  The endpoint given to gl_req_new (borrowed).
