@@ -20,7 +20,9 @@
 #  --profile: also record gl-intake with perf (call graphs) during 5 s of contact writes and
 #  print the top functions. Takes about 3 minutes (a little more with --profile).
 #
-#  Environment: GL_BENCH_BUILD (default build/bench; RelWithDebInfo), GL_BENCH_OUT (the folder
+#  Environment: GL_BENCH_PERF_CALLGRAPH (perf record's call-graph option for --profile, default
+#  -g; "--call-graph dwarf" sees through libraries built without frame pointers),
+#  GL_BENCH_BUILD (default build/bench; RelWithDebInfo), GL_BENCH_OUT (the folder
 #  for raw output; default a new /tmp/gl-intake-bench-*), GREENLINE_NO_INSTALL=1 to refuse to
 #  apt-get missing packages, GL_INTAKE_SESSION_CACHE_MS passed to gl-intake when set (0: measure
 #  without the session cache). See bench/intake/README.md.
@@ -384,8 +386,9 @@ monitor_sample () {    #  name fixedrate-args...
 monitor_sample contact --scenario contact --rate 200 --seconds 1 --conns 1 --agents "$AGENTS_FILE"
 monitor_sample me --scenario get --path /api/v1/auth/me --token "$AGENT_TOKEN" --rate 200 --seconds 1 --conns 1
 if ((PROFILE)); then
-    say "perf record -g on gl-intake during 5 s of contact writes ..."
-    perf record -g -o "$OUT/perf.data" -p "$INTAKE_PID" -- sleep 5 >/dev/null 2>&1 &
+    say "perf record ${GL_BENCH_PERF_CALLGRAPH:--g} on gl-intake during 5 s of contact writes ..."
+    # shellcheck disable=SC2086
+    perf record ${GL_BENCH_PERF_CALLGRAPH:--g} -o "$OUT/perf.data" -p "$INTAKE_PID" -- sleep 5 >/dev/null 2>&1 &
     PERF_PID=$!
     wrk -t$THREADS -c$CONNS -d5s -s "$HERE/intake.lua" "http://127.0.0.1:$HTTP_PORT/" -- contact "$AGENTS_FILE" >"$OUT/perf-load.out" 2>&1 || true
     wait "$PERF_PID" || true

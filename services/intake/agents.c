@@ -58,6 +58,20 @@ agents_set_state (intake_t *intake, const char *agent_id, const char *to, const 
     return rc;
 }
 
+int
+agents_set_state_async (intake_t *intake, const char *agent_id, const char *to,
+                        const char *reason, const char *by, bool force, calls_done_fn *done,
+                        void *arg)
+{
+    json_t *params = json_pack ("{s:s, s:s, s:s, s:s, s:b}", "agent", agent_id, "to", to,
+                                "reason", reason ? reason : "", "by", by, "force", force);
+    if (!params)
+        return -1;
+    int rc = calls_eval_async (intake, &s_set, params, done, arg);
+    json_decref (params);
+    return rc;
+}
+
 //  --------------------------------------------------------------------------------------------
 //  Views
 

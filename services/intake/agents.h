@@ -22,6 +22,7 @@
 #ifndef INTAKE_AGENTS_H
 #define INTAKE_AGENTS_H
 #include "auth.h"
+#include "calls.h"
 #include "http.h"
 #include <jansson.h>
 #include <stdbool.h>
@@ -107,6 +108,12 @@ extern const char *const agents_states[];
 int agents_set_state (intake_t *intake, const char *agent_id, const char *to, const char *reason,
                       const char *by, bool force, json_t **out);
 
+//  The same over intake's asynchronous Redis connection (calls_eval_async): done gets rc and
+//  out as agents_set_state gives them. 0 sent; -1 not ready (use agents_set_state); -2 busy.
+int agents_set_state_async (intake_t *intake, const char *agent_id, const char *to,
+                            const char *reason, const char *by, bool force, calls_done_fn *done,
+                            void *arg);
+
 //  An agent as the API shows them: {agent_id, state, since, reason_code, changed_by, call_id,
 //  languages}; absent values are null, and an agent never seen is offline. user (may be NULL)
 //  gives the languages. A new reference.
@@ -131,6 +138,14 @@ int agents_timeline (intake_t *intake, const char *agent_id, int64_t from, int64
 //  Store the plan of date ({date, shifts, updated_at, updated_by}) and publish shift.planned
 //  (through the outbox, in the same atomic step). 0, or -1 when Redis cannot be reached.
 int agents_plan_store (intake_t *intake, const char *date, const json_t *plan, const char *by);
+
+//  Agents who ever changed state, by id, as GET /api/v1/agents lists them: up to limit (> 0)
+//  agents views (agents_view) with the user's display_name ("" when none), after the agent id
+//  after (a valid id; NULL: from the first). *items is the caller's; next receives the id to
+//  continue after when more follow, "" otherwise. Shared by that handler and the board stream
+//  (board.h). 0, or -1 when Redis cannot be reached.
+int agents_list (intake_t *intake, const char *after, int limit, json_t **items,
+                 char next[GL_ID_LEN + 1]);
 
 //  Routes (api_agents.c).
 void api_agents_routes (intake_t *intake);

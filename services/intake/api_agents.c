@@ -9,6 +9,7 @@
 #include "intake.h"
 #include "gl/gl_clock.h"
 #include "gl/gl_log.h"
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -64,25 +65,72 @@ s_reason (http_req_t *req, const char **reason)
     return 0;
 }
 
-//  Run a state change and answer it: the agent's new view, 200.
+//  Answer a state change (rc and out as agents_set_state gives them; out taken): the agent's
+//  new view, 200.
 static int
-s_change (intake_t *intake, http_req_t *req, const char *agent_id, const char *to,
-          const char *reason, bool force, const auth_user_t *user)
+s_changed (intake_t *intake, http_req_t *req, int rc, json_t *out, const char *agent_id,
+           bool force, const auth_user_t *user)
 {
-    json_t *out = NULL;
-    if (agents_set_state (intake, agent_id, to, reason, http_caller (req)->user_id, force, &out)
-        != 0)
+    if (rc != 0)
         return s_unavailable (req);
     if (json_object_get (out, "error")) {
         calls_reply_script_error (req, out);
         json_decref (out);
         return -1;
     }
-    if (json_is_true (json_object_get (out, "changed")))
-        s_audit_change (intake, req, "agent", agent_id, force ? "force_offline" : "state");
+    if (json_is_true (json_object_get (out, "changed"))) {
+        //  Made already: its entry need not hold the answer back.
+        if (audit_record_req_later (intake, req, "update", "agent", agent_id,
+                                    force ? "force_offline" : "state")
+            != 0)
+            gl_error ("agents: the audit entry of an agent change (%s) could not be written",
+                      agent_id);
+    }
     json_t *view = agents_view_from_hash (agent_id, json_object_get (out, "agent"), user);
     json_decref (out);
     return http_reply_json (req, 200, view);
+}
+
+//  A state change waiting for its script (over the asynchronous connection).
+typedef struct {
+    http_req_t *req;                    //  deferred
+    char agent_id[GL_ID_LEN + 1];
+    bool force;
+    auth_user_t user;
+} s_changing_t;
+
+static void
+s_on_changed (intake_t *intake, int rc, json_t *out, void *arg)
+{
+    s_changing_t *c = arg;
+    s_changed (intake, c->req, rc, out, c->agent_id, c->force, &c->user);
+    free (c);
+}
+
+//  Run a state change and answer it: asynchronously when the connection for it is up.
+static int
+s_change (intake_t *intake, http_req_t *req, const char *agent_id, const char *to,
+          const char *reason, bool force, const auth_user_t *user)
+{
+    const char *by = http_caller (req)->user_id;
+    s_changing_t *c = malloc (sizeof *c);
+    int rc = c ? agents_set_state_async (intake, agent_id, to, reason, by, force, s_on_changed, c)
+               : -1;
+    if (rc == 0) {
+        c->req = req;
+        snprintf (c->agent_id, sizeof c->agent_id, "%s", agent_id);
+        c->force = force;
+        c->user = *user;
+        http_defer (req);
+        return 0;
+    }
+    free (c);
+    if (rc == -2)
+        return http_reply_error (req, 503, "unavailable", "too many writes in flight; retry",
+                                 NULL);
+    json_t *out = NULL;
+    rc = agents_set_state (intake, agent_id, to, reason, by, force, &out);
+    return s_changed (intake, req, rc, out, agent_id, force, user);
 }
 
 //  PUT /api/v1/agents/me/state {state, reason?}
@@ -147,7 +195,59 @@ s_force_offline (intake_t *intake, http_req_t *req)
     return s_change (intake, req, id, "offline", reason, true, &user);
 }
 
-//  GET /api/v1/agents?limit&cursor: every agent who ever changed state, by id.
+int
+agents_list (intake_t *intake, const char *after, int limit, json_t **items,
+             char next[GL_ID_LEN + 1])
+{
+    assert (intake && items && next && limit > 0);
+    *items = NULL;
+    *next = 0;
+    char min[GL_ID_LEN + 2] = "-";
+    if (after) {
+        assert (gl_id_valid (after));
+        min[0] = '(';
+        memcpy (min + 1, after, GL_ID_LEN + 1);     //  a valid id: exactly GL_ID_LEN
+    }
+    redisReply *ids = gl_redis_cmd (intake->redis, "ZRANGEBYLEX " CALLS_PREFIX "agents %s + "
+                                    "LIMIT 0 %d", min, limit + 1);
+    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+        if (ids)
+            freeReplyObject (ids);
+        return -1;
+    }
+    size_t n = ids->elements > (size_t) limit ? (size_t) limit : ids->elements;
+    json_t *list = json_array ();
+    int rc = list ? 0 : -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *id = ids->element[i]->str;
+        if (ids->element[i]->type != REDIS_REPLY_STRING || !gl_id_valid (id))
+            continue;
+        //  The user's view gives the languages and the display name in one read.
+        json_t *user = NULL, *view = NULL;
+        int found = auth_user_view (intake, id, &user);
+        rc = found < 0 ? -1 : agents_read (intake, id, NULL, &view);
+        if (view) {
+            const char *display = json_string_value (json_object_get (user, "display_name"));
+            json_t *languages = json_object_get (user, "languages");
+            if (json_is_array (languages))
+                json_object_set (view, "languages", languages);
+            json_object_set_new (view, "display_name", json_string (display ? display : ""));
+            json_array_append_new (list, view);
+        }
+        json_decref (user);
+    }
+    if (rc == 0 && ids->elements > (size_t) limit && n > 0)
+        snprintf (next, GL_ID_LEN + 1, "%s", ids->element[n - 1]->str);
+    freeReplyObject (ids);
+    if (rc != 0) {
+        json_decref (list);
+        return -1;
+    }
+    *items = list;
+    return 0;
+}
+
+//  GET /api/v1/agents?limit&cursor: agents_list, which the board stream (board.c) shares.
 static int
 s_list (intake_t *intake, http_req_t *req)
 {
@@ -158,40 +258,11 @@ s_list (intake_t *intake, http_req_t *req)
     if (page.has_cursor && !gl_id_valid (page.cursor))
         return http_reply_error (req, 400, "invalid_parameter", "not a cursor of this list",
                                  "cursor");
-    char min[GL_ID_LEN + 2] = "-";
-    if (page.has_cursor) {
-        min[0] = '(';
-        memcpy (min + 1, page.cursor, GL_ID_LEN + 1);      //  a valid id: exactly GL_ID_LEN
-    }
-    redisReply *ids = gl_redis_cmd (intake->redis, "ZRANGEBYLEX " CALLS_PREFIX "agents %s + "
-                                    "LIMIT 0 %d", min, page.limit + 1);
-    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-        if (ids)
-            freeReplyObject (ids);
+    json_t *items = NULL;
+    char next[GL_ID_LEN + 1];
+    if (agents_list (intake, page.has_cursor ? page.cursor : NULL, page.limit, &items, next)
+        != 0)
         return s_unavailable (req);
-    }
-    size_t n = ids->elements > (size_t) page.limit ? (size_t) page.limit : ids->elements;
-    json_t *items = json_array ();
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const char *id = ids->element[i]->str;
-        if (ids->element[i]->type != REDIS_REPLY_STRING || !gl_id_valid (id))
-            continue;
-        auth_user_t user;
-        int found = auth_user_get (intake, id, &user);
-        json_t *view = NULL;
-        rc = found < 0 ? -1 : agents_read (intake, id, found == 0 ? &user : NULL, &view);
-        if (view)
-            json_array_append_new (items, view);
-    }
-    char next[GL_ID_LEN + 1] = "";
-    if (ids->elements > (size_t) page.limit && n > 0)
-        snprintf (next, sizeof next, "%s", ids->element[n - 1]->str);
-    freeReplyObject (ids);
-    if (rc != 0) {
-        json_decref (items);
-        return s_unavailable (req);
-    }
     return http_reply_page (req, items, *next ? next : NULL);
 }
 

@@ -1,5 +1,6 @@
 /*  api_booking — POST /api/v1/appointments: an agent books a slot for a verified caller
-    (docs/api/booking.md). The booking itself is scheduler's (booking.c).
+    (docs/api/booking.md). The booking itself is scheduler's (booking.c), which answers the
+    request when scheduler has answered, without holding up the loop.
 */
 #include "audit.h"
 #include "callers.h"
@@ -83,19 +84,9 @@ s_book (intake_t *intake, http_req_t *req)
         json_object_set_new (body, "slot_id", json_string (slot));
     else
         json_object_set_new (body, "start", json_integer ((json_int_t) start));
-    booking_result_t result;
-    booking_book (self, key, body, &result);
+    int rc = booking_book (self, req, key, body, ref);     //  answers, now or later
     json_decref (body);
-
-    const char *outcome = result.status < 300 ? "booked" : result.status == 503 ? "unavailable"
-                                                                                : "refused";
-    if (audit_record_req (intake, req, "book_result", "case", ref, outcome) != 0)
-        gl_error ("callers: the outcome of a booking could not be audited (request %s)",
-                  http_request_id (req));
-    if (result.status < 300)
-        return http_reply_json (req, result.status, result.body);
-    return http_reply_error (req, result.status, result.code, result.message,
-                             *result.field ? result.field : NULL);
+    return rc;
 }
 
 void

@@ -324,6 +324,25 @@ s_verify (intake_t *intake, http_req_t *req)
     return callers_verify (self, req, ref, ctx, answers);
 }
 
+//  GET /api/v1/cases/{case_no}/verify-questions: the questions to ask before the case is shown
+//  (GL_INTAKE_VERIFY_QUESTIONS), never their answers. The same for every case today: the case
+//  is not looked up, so the answer reveals nothing about whether it exists.
+static int
+s_verify_questions (intake_t *intake, http_req_t *req)
+{
+    callers_t *self = intake->callers;
+    static const char *const none[] = { NULL };
+    char case_no[CALLERS_CASE_NO_MAX + 1], ref[CALLERS_REF_LEN + 1];
+    if (http_query_only (req, none) || s_case_param (self, req, case_no, ref) != 0)
+        return -1;
+    const char *names[CALLERS_QUESTIONS_MAX];
+    size_t n = callers_verify_questions (self, names, CALLERS_QUESTIONS_MAX);
+    json_t *list = json_array ();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new (list, json_string (names[i]));
+    return http_reply_json (req, 200, json_pack ("{s:o}", "questions", list));
+}
+
 //  GET /api/v1/cases/{case_no}?call_id= | contact_id=
 static int
 s_get_case (intake_t *intake, http_req_t *req)
@@ -1003,6 +1022,8 @@ api_callers_routes (intake_t *intake)
     http_route (http, "PUT", "/api/v1/cases/{case_no}", GL_ROLE_API_CLIENT, s_put_case);
     http_route (http, "GET", "/api/v1/cases/{case_no}", desk, s_get_case);
     http_route (http, "POST", "/api/v1/cases/{case_no}/verify", desk, s_verify);
+    http_route (http, "GET", "/api/v1/cases/{case_no}/verify-questions", desk,
+                s_verify_questions);
     http_route (http, "POST", "/api/v1/cases/{case_no}/change-requests", desk, s_chg_create);
     http_route (http, "GET", "/api/v1/cases/{case_no}/change-requests", desk, s_chg_list);
     http_route (http, "GET", "/api/v1/change-requests/export", GL_ROLE_API_CLIENT,

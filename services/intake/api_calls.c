@@ -16,6 +16,7 @@
 #include "intake.h"
 #include "gl/gl_clock.h"
 #include "gl/gl_log.h"
+#include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,7 +252,8 @@ static void
 s_audit (intake_t *intake, http_req_t *req, const char *action, const char *id,
          const char *detail)
 {
-    if (audit_record_req (intake, req, action, "call", id, detail) != 0)
+    //  The change is made: its entry need not hold the answer back (audit_record_req_later).
+    if (audit_record_req_later (intake, req, action, "call", id, detail) != 0)
         gl_error ("calls: the audit entry of call %s (%s) could not be written", id, detail);
 }
 
@@ -270,6 +272,53 @@ s_run (intake_t *intake, http_req_t *req, calls_op_t op, const json_t *params)
         return NULL;
     }
     return out;
+}
+
+//  What a handler does with its script's answer (out, taken): reply. req is the request's.
+typedef int (s_then_fn) (intake_t *intake, http_req_t *req, json_t *out);
+
+typedef struct {
+    http_req_t *req;                    //  deferred
+    s_then_fn *then;
+} s_waiting_t;
+
+static void
+s_on_run (intake_t *intake, int rc, json_t *out, void *arg)
+{
+    s_waiting_t *w = arg;
+    if (rc != 0)
+        s_unavailable (w->req);
+    else if (json_object_get (out, "error")) {
+        calls_reply_script_error (w->req, out);
+        json_decref (out);
+    }
+    else
+        w->then (intake, w->req, out);
+    free (w);
+}
+
+//  Run op, then answer with then: over the asynchronous connection when it is up (the reply
+//  is deferred until the script answers; the loop serves others meanwhile), else at once.
+static int
+s_run_then (intake_t *intake, http_req_t *req, calls_op_t op, json_t *params, s_then_fn *then)
+{
+    s_waiting_t *w = malloc (sizeof *w);
+    int rc = w ? calls_run_async (intake, op, params, s_on_run, w) : -1;
+    if (rc == 0) {
+        *w = (s_waiting_t) { .req = req, .then = then };
+        json_decref (params);
+        http_defer (req);
+        return 0;
+    }
+    free (w);
+    if (rc == -2) {
+        json_decref (params);
+        return http_reply_error (req, 503, "unavailable", "too many writes in flight; retry",
+                                 NULL);
+    }
+    json_t *out = s_run (intake, req, op, params);
+    json_decref (params);
+    return out ? then (intake, req, out) : -1;
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -316,6 +365,20 @@ s_new_call_fields (intake_t *intake, http_req_t *req, bool language_required, js
 
 //  POST /api/v1/calls: a call offered to the queue. 201; 200 with the existing call when the
 //  same line and pbx_call_id were offered before (a retried offer is not a second call).
+//  An offer's or a not-reached call's answer: 201, or 200 for a repeated pbx_call_id.
+static int
+s_offered (intake_t *intake, http_req_t *req, json_t *out)
+{
+    json_t *c = json_object_get (out, "call");
+    bool existing = json_is_true (json_object_get (out, "existing"));
+    const char *reason = json_string_value (json_object_get (http_body (req), "reason"));
+    if (!existing)
+        s_audit (intake, req, "create", s_str (c, "id"), reason ? reason : "offered");
+    json_t *view = s_call_view (c, NULL, false);
+    json_decref (out);
+    return http_reply_json (req, existing ? 200 : 201, view);
+}
+
 static int
 s_offer (intake_t *intake, http_req_t *req)
 {
@@ -327,17 +390,7 @@ s_offer (intake_t *intake, http_req_t *req)
         return -1;
     }
     json_object_set_new (params, "queue_max", json_integer (calls_queue_max (intake->calls)));
-    json_t *out = s_run (intake, req, CALLS_OFFER, params);
-    json_decref (params);
-    if (!out)
-        return -1;
-    json_t *c = json_object_get (out, "call");
-    bool existing = json_is_true (json_object_get (out, "existing"));
-    if (!existing)
-        s_audit (intake, req, "create", s_str (c, "id"), "offered");
-    json_t *view = s_call_view (c, NULL, false);
-    json_decref (out);
-    return http_reply_json (req, existing ? 200 : 201, view);
+    return s_run_then (intake, req, CALLS_OFFER, params, s_offered);
 }
 
 //  POST /api/v1/calls/not-reached: a call that never entered the queue (out of hours, all lines
@@ -356,21 +409,20 @@ s_not_reached (intake_t *intake, http_req_t *req)
         return -1;
     }
     json_object_set_new (params, "reason", json_string (reason));
-    json_t *out = s_run (intake, req, CALLS_OFFER, params);
-    json_decref (params);
-    if (!out)
-        return -1;
-    json_t *c = json_object_get (out, "call");
-    bool existing = json_is_true (json_object_get (out, "existing"));
-    if (!existing)
-        s_audit (intake, req, "create", s_str (c, "id"), reason);
-    json_t *view = s_call_view (c, NULL, false);
-    json_decref (out);
-    return http_reply_json (req, existing ? 200 : 201, view);
+    return s_run_then (intake, req, CALLS_OFFER, params, s_offered);
 }
 
 //  --------------------------------------------------------------------------------------------
 //  Answering
+
+static int
+s_answered (intake_t *intake, http_req_t *req, json_t *out)
+{
+    s_audit (intake, req, "update", http_param (req, "id"), "answer");
+    json_t *view = s_call_view (json_object_get (out, "call"), NULL, false);
+    json_decref (out);
+    return http_reply_json (req, 200, view);
+}
 
 //  POST /api/v1/calls/{id}/answer {agent_id, ring_time_ms?, wait_time_ms?, pbx_ts?}
 static int
@@ -398,14 +450,7 @@ s_answer (intake_t *intake, http_req_t *req)
         json_decref (params);
         return -1;
     }
-    json_t *out = s_run (intake, req, CALLS_ANSWER, params);
-    json_decref (params);
-    if (!out)
-        return -1;
-    s_audit (intake, req, "update", id, "answer");
-    json_t *view = s_call_view (json_object_get (out, "call"), NULL, false);
-    json_decref (out);
-    return http_reply_json (req, 200, view);
+    return s_run_then (intake, req, CALLS_ANSWER, params, s_answered);
 }
 
 //  POST /api/v1/calls/next: the calling agent takes the highest-priority, oldest waiting call in
@@ -455,6 +500,16 @@ s_next (intake_t *intake, http_req_t *req)
 //  --------------------------------------------------------------------------------------------
 //  Transfers and ends
 
+static int
+s_transferred (intake_t *intake, http_req_t *req, json_t *out)
+{
+    json_t *c = json_object_get (out, "call");
+    s_audit (intake, req, "update", http_param (req, "id"), "transfer");
+    json_t *view = s_call_view (c, s_int_or_null (out, "position"), false);
+    json_decref (out);
+    return http_reply_json (req, 200, view);
+}
+
 //  POST /api/v1/calls/{id}/transfer {target, agent_id?, language?, pbx_ts?, talk_time_ms?,
 //  wait_time_ms?}
 static int
@@ -501,13 +556,19 @@ s_transfer (intake_t *intake, http_req_t *req)
         json_decref (params);
         return -1;
     }
-    json_t *out = s_run (intake, req, CALLS_TRANSFER, params);
-    json_decref (params);
-    if (!out)
-        return -1;
+    return s_run_then (intake, req, CALLS_TRANSFER, params, s_transferred);
+}
+
+static int
+s_ended (intake_t *intake, http_req_t *req, json_t *out)
+{
+    const char *id = http_param (req, "id");
     json_t *c = json_object_get (out, "call");
-    s_audit (intake, req, "update", id, "transfer");
-    json_t *view = s_call_view (c, s_int_or_null (out, "position"), false);
+    s_audit (intake, req, "update", id, "end");
+    //  Verification grants live as long as the call: withdraw them now (they also expire).
+    if (callers_context_end (intake->callers, id) != 0)
+        gl_warn ("calls: grants of an ended call could not be withdrawn; they expire on time");
+    json_t *view = s_call_view (c, NULL, false);
     json_decref (out);
     return http_reply_json (req, 200, view);
 }
@@ -542,15 +603,16 @@ s_end (intake_t *intake, http_req_t *req)
         json_decref (params);
         return -1;
     }
-    json_t *out = s_run (intake, req, CALLS_END, params);
-    json_decref (params);
-    if (!out)
-        return -1;
+    return s_run_then (intake, req, CALLS_END, params, s_ended);
+}
+
+static int
+s_left (intake_t *intake, http_req_t *req, json_t *out)
+{
     json_t *c = json_object_get (out, "call");
-    s_audit (intake, req, "update", id, "end");
-    //  Verification grants live as long as the call: withdraw them now (they also expire).
-    if (callers_context_end (intake->callers, id) != 0)
-        gl_warn ("calls: grants of an ended call could not be withdrawn; they expire on time");
+    bool abandoned = strstr (http_route_pattern (req), "/abandon") != NULL;
+    s_audit (intake, req, "update", http_param (req, "id"),
+             abandoned ? "abandon" : "callback_requested");
     json_t *view = s_call_view (c, NULL, false);
     json_decref (out);
     return http_reply_json (req, 200, view);
@@ -580,16 +642,7 @@ s_leave (intake_t *intake, http_req_t *req, const char *outcome)
         json_decref (params);
         return -1;
     }
-    json_t *out = s_run (intake, req, CALLS_LEAVE, params);
-    json_decref (params);
-    if (!out)
-        return -1;
-    json_t *c = json_object_get (out, "call");
-    bool abandoned = strcmp (outcome, "abandoned") == 0;
-    s_audit (intake, req, "update", id, abandoned ? "abandon" : "callback_requested");
-    json_t *view = s_call_view (c, NULL, false);
-    json_decref (out);
-    return http_reply_json (req, 200, view);
+    return s_run_then (intake, req, CALLS_LEAVE, params, s_left);
 }
 
 static int
@@ -639,23 +692,19 @@ s_get (intake_t *intake, http_req_t *req)
     return http_reply_json (req, 200, view);
 }
 
-//  GET /api/v1/queue?language=: the waiting calls in routing order (no numbers), and counts per
-//  language. Live waits are on intake's clock, from when the offer reached intake.
-static int
-s_queue (intake_t *intake, http_req_t *req)
+int
+calls_queue_view (intake_t *intake, const char *language, json_t **view)
 {
-    static const char *const query[] = { "language", NULL };
-    if (http_query_only (req, query))
-        return -1;
-    const char *language = http_query (req, "language");
-    if (language && !calls_lang_valid (language))
-        return http_reply_error (req, 400, "invalid_parameter",
-                                 "a language code: [a-z]{2,3}, optionally -subtag", "language");
+    assert (intake && view);
+    *view = NULL;
     json_t *params = language ? json_pack ("{s:s}", "language", language) : json_object ();
-    json_t *out = s_run (intake, req, CALLS_QUEUE, params);
+    json_t *out = NULL;
+    int rc = params ? calls_run (intake, CALLS_QUEUE, params, &out) : -1;
     json_decref (params);
-    if (!out)
+    if (rc != 0 || json_object_get (out, "error")) {
+        json_decref (out);
         return -1;
+    }
     int64_t now = gl_now_ms ();
     json_t *calls = json_array ();
     json_t *langs = json_object ();
@@ -713,10 +762,27 @@ s_queue (intake_t *intake, http_req_t *req)
         answered_total += json_integer_value (count);
     }
     json_decref (out);
-    return http_reply_json (req, 200,
-                            json_pack ("{s:o, s:o, s:I, s:I, s:I}", "calls", calls, "languages",
-                                       langs, "waiting", waiting_total, "answered",
-                                       answered_total, "now", (json_int_t) now));
+    *view = json_pack ("{s:o, s:o, s:I, s:I, s:I}", "calls", calls, "languages", langs,
+                       "waiting", waiting_total, "answered", answered_total, "now",
+                       (json_int_t) now);
+    return *view ? 0 : -1;
+}
+
+//  GET /api/v1/queue?language=: calls_queue_view, which the board stream (board.c) shares.
+static int
+s_queue (intake_t *intake, http_req_t *req)
+{
+    static const char *const query[] = { "language", NULL };
+    if (http_query_only (req, query))
+        return -1;
+    const char *language = http_query (req, "language");
+    if (language && !calls_lang_valid (language))
+        return http_reply_error (req, 400, "invalid_parameter",
+                                 "a language code: [a-z]{2,3}, optionally -subtag", "language");
+    json_t *view = NULL;
+    if (calls_queue_view (intake, language, &view) != 0)
+        return s_unavailable (req);
+    return http_reply_json (req, 200, view);
 }
 
 void

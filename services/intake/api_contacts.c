@@ -530,6 +530,45 @@ s_replay (intake_t *intake, http_req_t *req, const char *stored, const char *bod
     return http_reply_json (req, 201, pub);
 }
 
+//  Answer a contact write: rec (taken) is the new record; rc, repeat_of and stored as
+//  contacts_write_new gives them.
+static int
+s_answer_created (intake_t *intake, http_req_t *req, json_t *rec, int rc, const char *repeat_of,
+                  const char *stored, const char *body_hash)
+{
+    if (rc == 1) {
+        json_decref (rec);
+        return s_replay (intake, req, stored, body_hash);
+    }
+    if (rc != 0) {
+        json_decref (rec);
+        return s_unavailable (req);
+    }
+    if (*repeat_of) {
+        json_object_set_new (rec, "repeat", json_true ());
+        json_object_set_new (rec, "repeat_of", json_string (repeat_of));
+    }
+    //  The record exists: a failed audit append was logged but the contact stands.
+    json_t *pub = contacts_public (rec);
+    json_decref (rec);
+    return http_reply_json (req, 201, pub);
+}
+
+//  A contact write sent over the asynchronous connection, waiting for its answer.
+typedef struct {
+    http_req_t *req;                    //  deferred (http_defer)
+    json_t *rec;
+    char body_hash[CONTACTS_HASH_HEX + 1];
+} s_created_t;
+
+static void
+s_on_created (intake_t *intake, int rc, const char *repeat_of, const char *stored, void *arg)
+{
+    s_created_t *p = arg;
+    s_answer_created (intake, p->req, p->rec, rc, repeat_of, stored, p->body_hash);
+    free (p);
+}
+
 static int
 s_create (intake_t *intake, http_req_t *req)
 {
@@ -582,35 +621,39 @@ s_create (intake_t *intake, http_req_t *req)
         w.audit = &audit;
     int rc = -1;
     char repeat_of[GL_ID_LEN + 1] = "", stored[GL_ID_LEN + CONTACTS_HASH_HEX + 2] = "";
+    s_created_t *pending = NULL;
     if (ev && contacts_record_fields (rec, NULL, &set, &del) == 0) {
         json_decref (ev->data);
         ev->data = s_event_data (rec);
         gl_event_set_corr (ev, id);
         w.nfields = json_array_size (set) / 2;
         w.fields = s_argv_of (set);
-        if (ev->data && w.fields)
-            rc = contacts_write_new (intake, &w, ev, 0, repeat_of, stored, sizeof stored);
+        pending = malloc (sizeof *pending);
+        if (ev->data && w.fields && pending) {
+            //  Asynchronous when the connection for it is up (the answer comes from
+            //  s_on_created); synchronous otherwise.
+            *pending = (s_created_t) { .req = req, .rec = rec };
+            snprintf (pending->body_hash, sizeof pending->body_hash, "%s", body_hash);
+            rc = contacts_write_new_async (intake, &w, &ev, 0, s_on_created, pending);
+            if (rc == 0) {
+                pending = NULL;
+                rec = NULL;
+                rc = 2;                 //  sent
+            }
+            else if (rc == -1)
+                rc = contacts_write_new (intake, &w, ev, 0, repeat_of, stored, sizeof stored);
+        }
         free ((void *) w.fields);
     }
+    free (pending);
     json_decref (set);
     json_decref (del);
     gl_event_destroy (&ev);
-    if (rc == 1) {
-        json_decref (rec);
-        return s_replay (intake, req, stored, body_hash);
+    if (rc == 2) {
+        http_defer (req);
+        return 0;
     }
-    if (rc != 0) {
-        json_decref (rec);
-        return s_unavailable (req);
-    }
-    if (*repeat_of) {
-        json_object_set_new (rec, "repeat", json_true ());
-        json_object_set_new (rec, "repeat_of", json_string (repeat_of));
-    }
-    //  The record exists: a failed audit append was logged but the contact stands.
-    json_t *pub = contacts_public (rec);
-    json_decref (rec);
-    return http_reply_json (req, 201, pub);
+    return s_answer_created (intake, req, rec, rc, repeat_of, stored, body_hash);
 }
 
 //  --------------------------------------------------------------------------------------------

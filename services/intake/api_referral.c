@@ -1,6 +1,7 @@
 /*  api_referral — referral's endpoints, answered by the referral service over the bus
-    (forward.h; docs/api/referral.md): the inbox and overdue list, a referral's lifecycle and the
-    changes staff make to it, the units, the emergency board and its acknowledgements, and the
+    (forward.h; docs/api/referral.md): the inbox and overdue list, the route preview (where a
+    referral would go, before it is requested), a referral's lifecycle and the changes staff
+    make to it, the units, the emergency board and its acknowledgements, and the
     partners' signed acknowledgement link (public: the signed token is the authority).
     intake's own POST/GET of a single referral or emergency are in raise.c.
 */
@@ -12,6 +13,10 @@
 static const forward_route_t s_routes[] = {
     { "GET", "/api/v1/referrals", S_STAFF_READ, "referral", "referral.inbox", 0 },
     { "GET", "/api/v1/referrals/overdue", S_STAFF_READ, "referral", "referral.overdue", 0 },
+    //  Where a referral would go, asked while the agent fills the form (a literal segment wins
+    //  over raise.c's /api/v1/referrals/{id}).
+    { "GET", "/api/v1/referrals/route-preview", GL_ROLE_STAFF, "referral",
+      "referral.route_preview", 0 },
     { "GET", "/api/v1/referrals/{id}/lifecycle", S_STAFF_READ | GL_ROLE_AGENT, "referral",
       "referral.lifecycle", FORWARD_AUDIT },
     { "POST", "/api/v1/referrals/{id}/ack", S_ACT, "referral", "referral.ack", FORWARD_AUDIT },

@@ -7,6 +7,7 @@
     XADD never fails for an id in the past. The entry keeps the real time as its own field "ts".
 */
 #include "audit.h"
+#include "aredis.h"
 #include "auth.h"
 #include "intake.h"
 #include "gl/gl_clock.h"
@@ -144,6 +145,63 @@ audit_record_req (intake_t *intake, http_req_t *req, const char *action,
                   const char *record_type, const char *record_id, const char *detail_code)
 {
     assert (req);
+    return s_append_entry (intake, http_caller (req), http_request_id (req), action, record_type,
+                           record_id, detail_code);
+}
+
+//  An entry on its way over the asynchronous connection: its strings, for a synchronous retry.
+typedef struct {
+    intake_t *intake;
+    const char *argv[1 + AUDIT_ARGC];
+    char block[];
+} s_later_t;
+
+static void
+s_on_appended (redisReply *reply, void *arg)
+{
+    s_later_t *later = arg;
+    redisReply *retry;
+    reply = aredis_settle (later->intake->aredis, reply, &s_append, 1, 1 + AUDIT_ARGC,
+                           later->argv, NULL, &retry);
+    if (!reply || reply->type != REDIS_REPLY_STRING)
+        gl_error ("audit: cannot append (%s)",
+                  reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "redis unreachable");
+    if (retry)
+        freeReplyObject (retry);
+    free (later);
+}
+
+int
+audit_record_req_later (intake_t *intake, http_req_t *req, const char *action,
+                        const char *record_type, const char *record_id, const char *detail_code)
+{
+    assert (intake && req);
+    audit_entry_t e;
+    if (s_prepare (intake, http_caller (req), http_request_id (req), action, record_type,
+                   record_id, detail_code, &e)
+        != 0)
+        return -1;
+    const char *argv[1 + AUDIT_ARGC] = { S_AUDIT_KEY };
+    memcpy (argv + 1, e.argv, sizeof e.argv);
+    size_t total = 0;
+    for (size_t i = 0; i < 1 + AUDIT_ARGC; i++)
+        total += strlen (argv[i]) + 1;
+    s_later_t *later = intake->aredis ? malloc (sizeof *later + total) : NULL;
+    if (later) {
+        later->intake = intake;
+        char *at = later->block;
+        for (size_t i = 0; i < 1 + AUDIT_ARGC; i++) {
+            size_t n = strlen (argv[i]);
+            memcpy (at, argv[i], n + 1);
+            later->argv[i] = at;
+            at += n + 1;
+        }
+        if (aredis_eval (intake->aredis, &s_append, 1, 1 + AUDIT_ARGC, later->argv, NULL,
+                         s_on_appended, later)
+            == 0)
+            return 0;
+        free (later);
+    }
     return s_append_entry (intake, http_caller (req), http_request_id (req), action, record_type,
                            record_id, detail_code);
 }

@@ -33,6 +33,14 @@ int audit_record (intake_t *intake, const http_caller_t *who, const char *action
 int audit_record_req (intake_t *intake, http_req_t *req, const char *action,
                       const char *record_type, const char *record_id, const char *detail_code);
 
+//  Same as audit_record_req, for a change that is already made: the entry is sent over the
+//  asynchronous connection when it is up (aredis.h) and the caller does not wait for it (a
+//  failure is logged, as a failed synchronous append is); otherwise it is written at once.
+//  Never for reads that must not be answered unless audited.
+int audit_record_req_later (intake_t *intake, http_req_t *req, const char *action,
+                            const char *record_type, const char *record_id,
+                            const char *detail_code);
+
 //  An entry written by another script in the same round trip as the change it records (a
 //  contact's creation: contacts_write_new). AUDIT_LUA defines the Lua function
 //  audit_append (key, args, from), which appends args[from .. from + AUDIT_ARGC - 1] to the
@@ -40,8 +48,13 @@ int audit_record_req (intake_t *intake, http_req_t *req, const char *action,
 //  AUDIT_KEY, declared in the calling script's KEYS. audit_entry_req fills args.
 #define AUDIT_KEY  "intake:{intake}:audit"
 #define AUDIT_ARGC 18       //  time, MAXLEN, then 8 field/value pairs
+//  The entry's id is its time with the next sequence number ("<ms>-*", one XADD); only when
+//  the clock is behind the stream's last entry (a clock set back) does it follow that entry.
 #define AUDIT_LUA \
     "local function audit_append(key, a, from)\n" \
+    "  local ok, added = pcall(redis.call, 'XADD', key, 'MAXLEN', '~', a[from + 1],\n" \
+    "    a[from] .. '-*', unpack(a, from + 2, from + 17))\n" \
+    "  if ok then return added end\n" \
     "  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)\n" \
     "  local id = a[from] .. '-0'\n" \
     "  if #last > 0 then\n" \

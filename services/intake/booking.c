@@ -5,69 +5,95 @@
     may try again with the same Idempotency-Key, which reaches scheduler as the same bus key, so
     a booking that did happen before the timeout is answered again rather than made twice.
 
-    The request is synchronous on the actor's thread (gl_req_call), so while scheduler is slow
-    intake's loop waits up to GL_INTAKE_SCHEDULER_TIMEOUT_MS (default 2000 ms). The client and
-    its settings, and the idempotency key (forward_idem_key), are forward.c's.
+    The request does not wait on the actor's thread: it goes out through forward_call and the
+    HTTP request is deferred until scheduler answers or GL_INTAKE_SCHEDULER_TIMEOUT_MS (default
+    2000 ms) passes; meanwhile intake serves everyone else. The client and its settings, and the
+    idempotency key (forward_idem_key), are forward.c's.
 */
+#include "audit.h"
 #include "callers.h"
 #include "forward.h"
 #include "gl/gl_log.h"
 #include "gl/gl_req.h"
+#include <stdlib.h>
 #include <string.h>
 
-static void
-s_unavailable (booking_result_t *out, const char *message)
+//  A booking waiting for scheduler.
+typedef struct {
+    http_req_t *req;
+    char ref[CALLERS_REF_LEN + 1];
+} s_booking_t;
+
+//  Audit the outcome, then answer. A refusal from scheduler is passed on: its codes and messages
+//  carry no personal data (docs/events.md, "The reply").
+static int
+s_answer (intake_t *intake, http_req_t *req, const char *ref, const gl_reply_t *reply)
 {
-    out->status = 503;
-    snprintf (out->code, sizeof out->code, "scheduler_unavailable");
-    snprintf (out->message, sizeof out->message, "%s", message);
-    out->field[0] = 0;
+    int status = reply->status;
+    bool served = !reply->local;
+    bool booked = served && (status == 200 || status == 202);
+    bool refused = served
+                   && (status == 400 || status == 404 || status == 409 || status == 422
+                       || status == 429);
+    const char *outcome = booked ? "booked" : refused ? "refused" : "unavailable";
+    if (audit_record_req (intake, req, "book_result", "case", ref, outcome) != 0)
+        gl_error ("callers: the outcome of a booking could not be audited (request %s)",
+                  http_request_id (req));
+    if (booked)
+        return http_reply_json (req, status == 200 ? 201 : 202, json_incref (reply->body));
+    if (refused) {
+        char message[256];
+        snprintf (message, sizeof message, "scheduler: %s",
+                  reply->error_message ? reply->error_message : "");
+        return http_reply_error (req, status,
+                                 reply->error_code && *reply->error_code ? reply->error_code
+                                                                         : "refused",
+                                 message,
+                                 reply->error_field && *reply->error_field ? reply->error_field
+                                                                           : NULL);
+    }
+    //  No answer in time (the booking may still have happened: the agent retries with the same
+    //  Idempotency-Key), none could be sent, 401/403 (intake's bus token is wrong, an
+    //  operator's problem) or 5xx (scheduler's).
+    const char *code = reply->error_code ? reply->error_code : "";
+    gl_warn ("callers: scheduler.book %s: %d %s", reply->id, status, code);
+    const char *message
+        = strcmp (code, "not_configured") == 0
+              ? "scheduler is not configured (GL_ENDPOINT_SCHEDULER); nothing was booked"
+          : strcmp (code, "busy") == 0
+              ? "too many requests are waiting for services; nothing was booked: retry"
+          : reply->local ? "scheduler did not answer in time; nothing was booked here; retry "
+                           "with the same Idempotency-Key"
+                         : "scheduler could not book now; nothing was booked";
+    return http_reply_error (req, 503, "scheduler_unavailable", message, NULL);
 }
 
-void
-booking_book (callers_t *self, const char *key, const json_t *body, booking_result_t *out)
+static void
+s_booked (intake_t *intake, const gl_reply_t *reply, void *arg)
 {
-    memset (out, 0, sizeof *out);
+    s_booking_t *b = arg;
+    s_answer (intake, b->req, b->ref, reply);
+    free (b);
+}
+
+int
+booking_book (callers_t *self, http_req_t *req, const char *key, const json_t *body,
+              const char *ref)
+{
     intake_t *intake = callers_intake (self);
-    gl_req_t *client = forward_client (intake, "scheduler");
-    if (!client) {
-        s_unavailable (out, "scheduler is not configured (GL_ENDPOINT_SCHEDULER); nothing was "
-                            "booked");
-        return;
-    }
+    s_booking_t *b = calloc (1, sizeof *b);
+    if (!b)
+        return http_reply_error (req, 500, "internal", "out of memory", NULL);
+    b->req = req;
+    snprintf (b->ref, sizeof b->ref, "%s", ref);
     gl_reply_t reply = { 0 };
-    int rc = gl_req_call (client, "scheduler.book", key, body, forward_timeout_ms (intake, "scheduler"),
-                          &reply);
-    if (rc != 0) {
-        //  No answer in time (or none could be sent). The booking may still have happened:
-        //  the agent retries with the same Idempotency-Key.
-        gl_warn ("callers: scheduler.book %s: %d %s", reply.id, reply.status,
-                 reply.error_code ? reply.error_code : "");
-        s_unavailable (out, "scheduler did not answer in time; nothing was booked here; retry "
-                            "with the same Idempotency-Key");
-        gl_reply_clear (&reply);
-        return;
+    if (forward_call (intake, "scheduler", "scheduler.book", key, body, s_booked, b, &reply)
+        == 0) {
+        http_defer (req);       //  answered by s_booked
+        return 0;
     }
-    int status = reply.status;
-    if (status == 200 || status == 202) {
-        out->status = status == 200 ? 201 : 202;
-        out->body = json_incref (reply.body);
-    }
-    else if (status == 400 || status == 404 || status == 409 || status == 422 || status == 429) {
-        //  Scheduler's refusal, passed on: its codes and messages carry no personal data
-        //  (docs/events.md, "The reply").
-        out->status = status;
-        snprintf (out->code, sizeof out->code, "%s",
-                  reply.error_code && *reply.error_code ? reply.error_code : "refused");
-        snprintf (out->message, sizeof out->message, "scheduler: %s",
-                  reply.error_message ? reply.error_message : "");
-        snprintf (out->field, sizeof out->field, "%s", reply.error_field ? reply.error_field : "");
-    }
-    else {
-        //  401/403: intake's bus token is wrong, an operator's problem; 5xx: scheduler's.
-        gl_warn ("callers: scheduler.book %s answered %d %s", reply.id, status,
-                 reply.error_code ? reply.error_code : "");
-        s_unavailable (out, "scheduler could not book now; nothing was booked");
-    }
+    free (b);
+    int rc = s_answer (intake, req, ref, &reply);
     gl_reply_clear (&reply);
+    return rc;
 }

@@ -627,6 +627,17 @@ s_granted (callers_t *self, http_req_t *req, const char *ref, const char *ctx)
                                        (json_int_t) until));
 }
 
+size_t
+callers_verify_questions (callers_t *self, const char **names, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->question_count && n < max; i++) {
+        callers_field_t q = self->questions[i];
+        names[n++] = q == CALLERS_F_PHONES ? "phone" : s_field_names[q];
+    }
+    return n;
+}
+
 int
 callers_verify (callers_t *self, http_req_t *req, const char *ref, const char *ctx,
                 const json_t *answers)

@@ -189,6 +189,11 @@ int callers_context_case (callers_t *self, const char *ctx, char ref[CALLERS_REF
 int callers_verify (callers_t *self, http_req_t *req, const char *ref, const char *ctx,
                     const json_t *answers);
 
+//  The questions the verification asks (GL_INTAKE_VERIFY_QUESTIONS), as the answers name them
+//  ("dob", "family_size", "phone", "location"): up to max borrowed names into names. Returns
+//  how many.
+size_t callers_verify_questions (callers_t *self, const char **names, size_t max);
+
 //  --------------------------------------------------------------------------------------------
 //  Abusive flags (callers.c)
 
@@ -200,19 +205,13 @@ int callers_flag_get (callers_t *self, const char *ref, json_t **out);
 //  Booking through scheduler (booking.c)
 
 
-//  What to answer the agent.
-typedef struct {
-    int status;                         //  201, 202, 400, 404, 409, 422, 429 or 503
-    json_t *body;                       //  with 201/202: scheduler's reply body (owned)
-    char code[64];                      //  with an error: the code ("scheduler_unavailable" ...)
-    char message[256];
-    char field[64];                     //  "" for none
-} booking_result_t;
-
-//  Send "scheduler.book" with body (borrowed) and key, waiting at most
-//  GL_INTAKE_SCHEDULER_TIMEOUT_MS, and say what to answer. Nothing is written in intake: a
-//  failure leaves nothing behind. Release out->body with json_decref.
-void booking_book (callers_t *self, const char *key, const json_t *body, booking_result_t *out);
+//  Send "scheduler.book" with body (borrowed) and key for the case ref, without waiting, and
+//  answer req (deferred) when scheduler has answered or GL_INTAKE_SCHEDULER_TIMEOUT_MS has
+//  passed: 201/202 with scheduler's body, its refusal (400, 404, 409, 422, 429), or 503
+//  scheduler_unavailable; the outcome is audited ("book_result"). Nothing is written in intake:
+//  a failure leaves nothing behind. Returns as a handler does (req answered or deferred).
+int booking_book (callers_t *self, http_req_t *req, const char *key, const json_t *body,
+                  const char *ref);
 
 //  --------------------------------------------------------------------------------------------
 //  The service and settings other files of this concern read.

@@ -7,6 +7,9 @@
 #include "calls.h"
 #include "agents.h"
 #include "intake.h"
+#include "aredis.h"
+#include "contacts.h"
+#include "gl/gl_outbox.h"
 #include "gl/gl_clock.h"
 #include "gl/gl_log.h"
 #include <inttypes.h>
@@ -112,87 +115,83 @@ s_entry_event (const char *text)
     return ev;
 }
 
-//  Publish the events a script emitted, in order, in one append, then clear their outbox
-//  entries in one command. What cannot be published now stays in the outbox, which the sweep
-//  delivers (contacts.h); a failed HDEL only leaves the sweep an entry to find in the log.
+//  Have the events a script emitted (their outbox entries written by it) published, in order,
+//  with the other requests' events of this pass of the loop (contacts_outbox_deliver: one
+//  append, the entries cleared after). What cannot be published stays in the outbox, which the
+//  sweep delivers.
 static void
 s_deliver (intake_t *intake, const json_t *events)
 {
-    gl_event_t *evs[AGENTS_EVENTS_MAX];
-    const char *argv[2 + AGENTS_EVENTS_MAX] = { "HDEL", CALLS_PREFIX "outbox" };
     size_t n = 0;
     size_t i;
     json_t *text;
     json_array_foreach (events, i, text) {
         gl_event_t *ev = n < AGENTS_EVENTS_MAX ? s_entry_event (json_string_value (text)) : NULL;
         if (ev) {
-            evs[n] = ev;
-            argv[2 + n] = ev->id;
+            contacts_outbox_deliver (intake, ev, 0);
+            gl_event_destroy (&ev);
             n++;
         }
     }
-    if (n == 0)
-        return;
-    int rc = gl_pub_send_batch (intake->pub, evs, n, 0);
-    if (rc != 0)
-        gl_warn ("calls: %zu event(s) left in the outbox (%s); the sweep will deliver them", n,
-                 rc == GL_PUB_FENCED ? "source name taken over" : "redis unreachable");
-    else {
-        redisReply *r = gl_redis_cmdargv (intake->redis, (int) (2 + n), argv, NULL);
-        if (!r || r->type != REDIS_REPLY_INTEGER)
-            gl_warn ("calls: %zu event(s) published, their outbox entries not yet cleared", n);
-        if (r)
-            freeReplyObject (r);
-    }
-    for (i = 0; i < n; i++)
-        gl_event_destroy (&evs[i]);
 }
 
 //  --------------------------------------------------------------------------------------------
 //  Scripts
 
-int
-calls_eval (intake_t *intake, gl_redis_script_t *script, const json_t *params, json_t **out)
+static gl_redis_script_t *s_script_of (calls_op_t op);
+
+//  A script call's arguments (calls_eval), with the event ids it may use.
+typedef struct {
+    char *text;                         //  params with ev_ids, ev_ts, ev_src, ev_seq
+    char now[24], tlmax[24], retain[24];
+    const char *argv[5];
+    char ev_ids[AGENTS_EVENTS_MAX][GL_ID_LEN + 1];
+} s_eval_args_t;
+
+static int
+s_eval_args (intake_t *intake, const json_t *params, s_eval_args_t *a)
 {
-    assert (intake && intake->calls && script && json_is_object (params) && out);
     calls_t *self = intake->calls;
-    *out = NULL;
+    memset (a, 0, sizeof *a);
     //  What the script needs to write its events' outbox entries: fresh ids, the envelope's
     //  time, and where in our log the sweep should start looking for them.
     json_t *all = json_copy ((json_t *) params);
     json_t *ids = json_array ();
     for (int i = 0; i < AGENTS_EVENTS_MAX; i++) {
-        char id[GL_ID_LEN + 1];
-        gl_id_new (id);
-        json_array_append_new (ids, json_string (id));
+        gl_id_new (a->ev_ids[i]);
+        json_array_append_new (ids, json_string (a->ev_ids[i]));
     }
     json_object_set_new (all, "ev_ids", ids);
     json_object_set_new (all, "ev_ts", json_integer (gl_now_ms ()));
     json_object_set_new (all, "ev_src", json_string (gl_pub_src (intake->pub)));
     json_object_set_new (all, "ev_seq", json_integer ((json_int_t) gl_pub_seq (intake->pub)));
-    char *text = json_dumps (all, JSON_COMPACT);
+    a->text = json_dumps (all, JSON_COMPACT);
     json_decref (all);
-    if (!text)
+    if (!a->text)
         return -1;
-    char now[24], tlmax[24], retain[24];
-    snprintf (now, sizeof now, "%" PRId64, gl_now_ms ());
-    snprintf (tlmax, sizeof tlmax, "%" PRId64, self->timeline_max);
-    snprintf (retain, sizeof retain, "%" PRId64, self->retain_ms);
-    const char *argv[] = { CALLS_PREFIX, now, tlmax, retain, text };
-    redisReply *r = gl_redis_eval (intake->redis, script, 1, 5, argv, NULL);
-    free (text);
+    snprintf (a->now, sizeof a->now, "%" PRId64, gl_now_ms ());
+    snprintf (a->tlmax, sizeof a->tlmax, "%" PRId64, self->timeline_max);
+    snprintf (a->retain, sizeof a->retain, "%" PRId64, self->retain_ms);
+    const char *argv[] = { CALLS_PREFIX, a->now, a->tlmax, a->retain, a->text };
+    memcpy (a->argv, argv, sizeof argv);
+    return 0;
+}
+
+//  The script's answer r as calls_eval returns it; its events delivered.
+static int
+s_eval_result (intake_t *intake, const redisReply *r, json_t **out)
+{
+    *out = NULL;
     if (!r)
         return -1;
     if (r->type != REDIS_REPLY_STRING) {
         //  A script error is our bug (the message names the line), never outside input.
         gl_error ("calls: script failed: %s",
                   r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type");
-        freeReplyObject (r);
         return -1;
     }
     json_error_t jerr;
     *out = json_loadb (r->str, r->len, 0, &jerr);
-    freeReplyObject (r);
     if (!json_is_object (*out)) {
         gl_error ("calls: script answered malformed JSON: %s", jerr.text);
         json_decref (*out);
@@ -205,6 +204,91 @@ calls_eval (intake_t *intake, gl_redis_script_t *script, const json_t *params, j
         s_deliver (intake, events);
     json_object_del (*out, "events");
     return 0;
+}
+
+int
+calls_eval (intake_t *intake, gl_redis_script_t *script, const json_t *params, json_t **out)
+{
+    assert (intake && intake->calls && script && json_is_object (params) && out);
+    *out = NULL;
+    s_eval_args_t a;
+    if (s_eval_args (intake, params, &a) != 0)
+        return -1;
+    redisReply *r = gl_redis_eval (intake->redis, script, 1, 5, a.argv, NULL);
+    free (a.text);
+    int rc = s_eval_result (intake, r, out);
+    if (r)
+        freeReplyObject (r);
+    return rc;
+}
+
+//  One asynchronous script call in flight.
+typedef struct {
+    intake_t *intake;
+    gl_redis_script_t *script;
+    s_eval_args_t args;
+    calls_done_fn *done;
+    void *arg;
+} s_pending_t;
+
+static void
+s_on_evaluated (redisReply *reply, void *arg)
+{
+    s_pending_t *p = arg;
+    intake_t *intake = p->intake;
+    redisReply *retry;
+    reply = aredis_settle (intake->aredis, reply, p->script, 1, 5, p->args.argv, NULL, &retry);
+    json_t *out = NULL;
+    int rc = s_eval_result (intake, reply, &out);
+    if (retry)
+        freeReplyObject (retry);
+    for (int i = 0; i < AGENTS_EVENTS_MAX; i++)
+        gl_outbox_release (intake->outbox, p->args.ev_ids[i]);
+    p->done (intake, rc, out, p->arg);
+    free (p->args.text);
+    free (p);
+}
+
+int
+calls_run_async (intake_t *intake, calls_op_t op, const json_t *params, calls_done_fn *done,
+                 void *arg)
+{
+    assert (op >= 0 && op < CALLS_OP_COUNT);
+    return calls_eval_async (intake, s_script_of (op), params, done, arg);
+}
+
+int
+calls_eval_async (intake_t *intake, gl_redis_script_t *script, const json_t *params,
+                  calls_done_fn *done, void *arg)
+{
+    assert (intake && intake->calls && script && json_is_object (params) && done);
+    if (!intake->aredis || !aredis_ready (intake->aredis))
+        return -1;
+    s_pending_t *p = calloc (1, sizeof *p);
+    if (!p)
+        return -1;
+    p->intake = intake;
+    p->script = script;
+    p->done = done;
+    p->arg = arg;
+    if (s_eval_args (intake, params, &p->args) != 0) {
+        free (p);
+        return -1;
+    }
+    int held = 0;
+    while (held < AGENTS_EVENTS_MAX && gl_outbox_hold (intake->outbox, p->args.ev_ids[held]) == 0)
+        held++;
+    int rc = held == AGENTS_EVENTS_MAX
+                 ? aredis_eval (intake->aredis, p->script, 1, 5, p->args.argv, NULL,
+                                s_on_evaluated, p)
+                 : -1;
+    if (rc != 0) {
+        for (int i = 0; i < held; i++)
+            gl_outbox_release (intake->outbox, p->args.ev_ids[i]);
+        free (p->args.text);
+        free (p);
+    }
+    return rc;
 }
 
 int
@@ -674,8 +758,14 @@ static gl_redis_script_t s_queue = S_SCRIPT (
 int
 calls_run (intake_t *intake, calls_op_t op, const json_t *params, json_t **out)
 {
+    assert (op >= 0 && op < CALLS_OP_COUNT);
+    return calls_eval (intake, s_script_of (op), params, out);
+}
+
+static gl_redis_script_t *
+s_script_of (calls_op_t op)
+{
     static gl_redis_script_t *const scripts[CALLS_OP_COUNT]
         = { &s_offer, &s_answer, &s_transfer, &s_end, &s_leave, &s_get, &s_queue };
-    assert (op >= 0 && op < CALLS_OP_COUNT);
-    return calls_eval (intake, scripts[op], params, out);
+    return scripts[op];
 }

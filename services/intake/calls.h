@@ -80,6 +80,18 @@ typedef enum {
 //  Run op with params (a JSON object). 0 with *out (the caller's), or -1 (Redis unreachable).
 int calls_run (intake_t *intake, calls_op_t op, const json_t *params, json_t **out);
 
+//  The same over intake's asynchronous Redis connection (aredis.h): done (intake, rc, out, arg)
+//  is called later from the loop, exactly once, with what calls_run would have returned (out
+//  is the callee's: done must json_decref it; NULL when rc is -1). 0 when sent; -1 when the
+//  asynchronous connection is not ready (nothing sent: use calls_run); -2 when too many
+//  writes are in flight (answer 503).
+typedef void (calls_done_fn) (intake_t *intake, int rc, json_t *out, void *arg);
+int calls_run_async (intake_t *intake, calls_op_t op, const json_t *params, calls_done_fn *done,
+                     void *arg);
+//  calls_eval's asynchronous form, the same way (for agents.c's scripts).
+int calls_eval_async (intake_t *intake, gl_redis_script_t *script, const json_t *params,
+                      calls_done_fn *done, void *arg);
+
 //  Answer a script's {"error": code, "message": ..., "field": ...} reply with its HTTP status
 //  (409 for state conflicts, 404 not_found, 403 forbidden, 400 for the rest). Returns -1.
 int calls_reply_script_error (http_req_t *req, const json_t *reply);
@@ -88,6 +100,12 @@ int calls_reply_script_error (http_req_t *req, const json_t *reply);
 bool calls_lang_valid (const char *s);      //  auth.h's language codes
 bool calls_code_valid (const char *s);      //  [a-z0-9_]{1,32}
 bool calls_line_valid (const char *s);      //  [A-Za-z0-9_.+-]{1,32}
+
+//  The queue as GET /api/v1/queue answers it (docs/api/calls.md): {calls, languages, waiting,
+//  answered, now}, waits on intake's clock; language (already validated) narrows it, NULL for
+//  every language. Shared by that handler and the board stream (board.h). 0 with *view (the
+//  caller's), or -1 when Redis cannot be reached.
+int calls_queue_view (intake_t *intake, const char *language, json_t **view);
 
 //  Routes (api_calls.c).
 void api_calls_routes (intake_t *intake);

@@ -11,6 +11,7 @@
     appends, so it is not doubled.
 */
 #include "contacts.h"
+#include "aredis.h"
 #include "audit.h"
 #include "intake.h"
 #include "gl/gl_buslog.h"
@@ -70,27 +71,38 @@ static gl_redis_script_t s_create = { .source = AUDIT_LUA
     "  for c in string.gmatch(ARGV[12], '%S+') do want[c] = true end\n"
     "  local best = nil\n"
     "  for i = 1, tonumber(ARGV[8]) do\n"
-    "    local cands = redis.call('ZREVRANGEBYSCORE', KEYS[4 + i], score,\n"
-    "      score - tonumber(ARGV[10]), 'WITHSCORES', 'LIMIT', 0, 100)\n"
-    "    for j = 1, #cands, 2 do\n"
-    "      local cs = tonumber(cands[j + 1])\n"
-    "      if best == nil or cs > best then\n"
-    "        local cats = redis.call('HGET', ARGV[11] .. cands[j], 'topcats')\n"
-    "        for c in string.gmatch(cats or '', '%S+') do\n"
-    "          if want[c] then best = cs; repeat_of = cands[j]; break end\n"
+    "    local from, page = 0, 8\n"
+    "    while from < 100 do\n"
+    "      local cands = redis.call('ZREVRANGEBYSCORE', KEYS[4 + i], score,\n"
+    "        best or (score - tonumber(ARGV[10])), 'WITHSCORES', 'LIMIT', from, page)\n"
+    "      local found = false\n"
+    "      for j = 1, #cands, 2 do\n"
+    "        local cs = tonumber(cands[j + 1])\n"
+    "        if best == nil or cs > best then\n"
+    "          local cats = redis.call('HGET', ARGV[11] .. cands[j], 'topcats')\n"
+    "          for c in string.gmatch(cats or '', '%S+') do\n"
+    "            if want[c] then best = cs; repeat_of = cands[j]; found = true; break end\n"
+    "          end\n"
     "        end\n"
+    "        if found then break end\n"
     "      end\n"
+    "      if found or #cands < 2 * page then break end\n"
+    "      from = from + page\n"
+    "      page = 100 - from < 23 and 100 - from or 23\n"
     "    end\n"
     "  end\n"
     "  if repeat_of == '' then tail = ',\"repeat\":false,\"repeat_of\":null'\n"
     "  else tail = ',\"repeat\":true,\"repeat_of\":\"' .. repeat_of .. '\"' end\n"
     "end\n"
     "local n = tonumber(ARGV[13])\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 14, 13 + 2 * n))\n"
+    "local fields = { unpack(ARGV, 14, 13 + 2 * n) }\n"
     "if ARGV[9] == '1' then\n"
-    "  redis.call('HSET', KEYS[1], 'repeat', repeat_of == '' and '0' or '1', 'repeat_of',\n"
-    "    repeat_of)\n"
+    "  fields[#fields + 1] = 'repeat'\n"
+    "  fields[#fields + 1] = repeat_of == '' and '0' or '1'\n"
+    "  fields[#fields + 1] = 'repeat_of'\n"
+    "  fields[#fields + 1] = repeat_of\n"
     "end\n"
+    "redis.call('HSET', KEYS[1], unpack(fields))\n"
     "for i = 5, #KEYS do redis.call('ZADD', KEYS[i], score, id) end\n"
     "redis.call('HSET', KEYS[2], ARGV[6], ARGV[7] .. tail .. '}}')\n"
     "if ARGV[3] == '1' then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5]) end\n"
@@ -475,16 +487,32 @@ s_on_flush (evutil_socket_t fd, short what, void *arg)
     gl_outbox_flush (intake->outbox);
 }
 
-int
-contacts_write_new (intake_t *intake, const contacts_write_t *w, gl_event_t *ev, int flags,
-                    char repeat_of[GL_ID_LEN + 1], char *stored, size_t stored_len)
+//  The create script's arguments, packed: every string copied into one block, so an
+//  asynchronous call (or its synchronous retry) can outlive the handler's stack.
+typedef struct {
+    int nkeys, argc;
+    const char **argv;
+    size_t *lens;
+    char *block;
+    bool audit, detect_repeat;
+} s_create_args_t;
+
+static void
+s_create_args_free (s_create_args_t *a)
 {
-    assert (intake && w && ev && w->record_key && w->id && w->nindex <= CONTACTS_INDEX_MAX);
-    assert (!w->detect_repeat || (w->npersons <= w->nindex && w->topcats));
-    assert (json_object_size (ev->data) > 0);
-    if (repeat_of)
-        repeat_of[0] = 0;
+    free (a->argv);
+    free (a->lens);
+    free (a->block);
+    memset (a, 0, sizeof *a);
+}
+
+//  0 with *out filled, or -1 (out of memory).
+static int
+s_create_args (intake_t *intake, const contacts_write_t *w, const gl_event_t *ev, int flags,
+               s_create_args_t *out)
+{
     contacts_t *self = intake->contacts;
+    memset (out, 0, sizeof *out);
     char *entry = contacts_outbox_entry (intake, ev, flags);
     if (!entry)
         return -1;
@@ -534,15 +562,44 @@ contacts_write_new (intake_t *intake, const contacts_write_t *w, gl_event_t *ev,
     for (size_t i = 0; w->audit && i < AUDIT_ARGC; i++)
         argv[a++] = w->audit->argv[i];
     assert (a == argc);
-    for (size_t i = 0; i < argc; i++)
+    size_t total = 0;
+    for (size_t i = 0; i < argc; i++) {
         lens[i] = strlen (argv[i]);
+        total += lens[i] + 1;
+    }
     lens[entry_at] = entry_len - 2;     //  without "}}": the script closes it
-
-    redisReply *r = gl_redis_eval (intake->redis, &s_create, (int) nkeys, (int) argc, argv, lens);
-    free (argv);
-    free (lens);
+    char *block = malloc (total ? total : 1);
+    if (!block) {
+        free (argv);
+        free (lens);
+        free (entry);
+        return -1;
+    }
+    char *at = block;
+    for (size_t i = 0; i < argc; i++) {
+        size_t n = i == entry_at ? entry_len : lens[i];
+        memcpy (at, argv[i], n);
+        at[n] = 0;
+        argv[i] = at;
+        at += n + 1;
+    }
     free (entry);
+    *out = (s_create_args_t) { .nkeys = (int) nkeys, .argc = (int) argc, .argv = argv,
+                               .lens = lens, .block = block, .audit = w->audit != NULL,
+                               .detect_repeat = w->detect_repeat };
+    return 0;
+}
+
+//  Read the create script's reply r (NULL: no answer) as contacts_write_new returns it, and
+//  have ev delivered when written.
+static int
+s_create_result (intake_t *intake, const s_create_args_t *a, gl_event_t *ev, int flags,
+                 const redisReply *r, char repeat_of[GL_ID_LEN + 1], char *stored,
+                 size_t stored_len)
+{
     int rc = -1;
+    if (repeat_of)
+        repeat_of[0] = 0;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2
         && r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
         const char *status = r->element[0]->str;
@@ -555,12 +612,12 @@ contacts_write_new (intake_t *intake, const contacts_write_t *w, gl_event_t *ev,
         else if (strcmp (status, "OK") == 0) {
             rc = 0;
             const redisReply *audited = r->elements == 3 ? r->element[2] : NULL;
-            if (w->audit && (!audited || audited->type != REDIS_REPLY_STRING
+            if (a->audit && (!audited || audited->type != REDIS_REPLY_STRING
                              || strcmp (audited->str, "1") != 0))
                 gl_error ("audit: cannot append (%s)",
                           audited && audited->type == REDIS_REPLY_STRING ? audited->str
                                                                           : "no answer");
-            if (w->detect_repeat) {
+            if (a->detect_repeat) {
                 bool is_repeat = gl_id_valid (value);
                 json_object_set_new (ev->data, "repeat", json_boolean (is_repeat));
                 json_object_set_new (ev->data, "repeat_of",
@@ -572,11 +629,155 @@ contacts_write_new (intake_t *intake, const contacts_write_t *w, gl_event_t *ev,
     }
     else if (r && r->type == REDIS_REPLY_ERROR)
         gl_error ("contacts: create script failed: %s", r->str);
-    if (r)
-        freeReplyObject (r);
     if (rc == 0)
         contacts_outbox_deliver (intake, ev, flags);
     return rc;
+}
+
+static void
+s_check_write (const contacts_write_t *w, const gl_event_t *ev)
+{
+    assert (w && ev && w->record_key && w->id && w->nindex <= CONTACTS_INDEX_MAX);
+    assert (!w->detect_repeat || (w->npersons <= w->nindex && w->topcats));
+    assert (json_object_size (ev->data) > 0);
+}
+
+//  An HDEL of published events' entries on its way: their ids stay held meanwhile, so that a
+//  sweep does not search the log for events that are there (gl_outbox_hold).
+typedef struct {
+    intake_t *intake;
+    size_t n;
+    char ids[][GL_ID_LEN + 1];
+} s_clearing_t;
+
+static void
+s_on_cleared (redisReply *reply, void *arg)
+{
+    s_clearing_t *c = arg;
+    if (!reply || reply->type == REDIS_REPLY_ERROR)
+        gl_debug ("contacts: outbox entries not cleared (%s); the sweep clears them",
+                  reply ? reply->str : "connection lost");
+    for (size_t i = 0; i < c->n; i++)
+        gl_outbox_release (c->intake->outbox, c->ids[i]);
+    free (c);
+}
+
+//  The flush's HDEL goes over the asynchronous connection when it is up: the loop does not
+//  wait for it (gl_outbox_set_clear).
+static int
+s_on_clear (const char *key, const char *const *ids, size_t n, void *arg)
+{
+    intake_t *intake = arg;
+    if (!intake->aredis || n > GL_OUTBOX_BATCH_MAX)
+        return -1;
+    s_clearing_t *c = malloc (sizeof *c + n * sizeof c->ids[0]);
+    if (!c)
+        return -1;
+    c->intake = intake;
+    c->n = 0;
+    const char *argv[2 + GL_OUTBOX_BATCH_MAX];
+    argv[0] = "HDEL";
+    argv[1] = key;
+    for (size_t i = 0; i < n; i++) {
+        argv[2 + i] = ids[i];
+        snprintf (c->ids[i], GL_ID_LEN + 1, "%s", ids[i]);
+        if (gl_outbox_hold (intake->outbox, ids[i]) == 0)
+            c->n = i + 1;
+        else
+            break;
+    }
+    if (c->n < n
+        || aredis_cmdargv (intake->aredis, (int) (2 + n), argv, NULL, s_on_cleared, c) != 0) {
+        for (size_t i = 0; i < c->n; i++)
+            gl_outbox_release (intake->outbox, c->ids[i]);
+        free (c);
+        return -1;
+    }
+    return 0;
+}
+
+int
+contacts_write_new (intake_t *intake, const contacts_write_t *w, gl_event_t *ev, int flags,
+                    char repeat_of[GL_ID_LEN + 1], char *stored, size_t stored_len)
+{
+    assert (intake);
+    s_check_write (w, ev);
+    if (repeat_of)
+        repeat_of[0] = 0;
+    s_create_args_t a;
+    if (s_create_args (intake, w, ev, flags, &a) != 0)
+        return -1;
+    redisReply *r = gl_redis_eval (intake->redis, &s_create, a.nkeys, a.argc, a.argv, a.lens);
+    int rc = s_create_result (intake, &a, ev, flags, r, repeat_of, stored, stored_len);
+    if (r)
+        freeReplyObject (r);
+    s_create_args_free (&a);
+    return rc;
+}
+
+//  One asynchronous create in flight.
+typedef struct {
+    intake_t *intake;
+    s_create_args_t args;
+    gl_event_t *ev;
+    int flags;
+    contacts_done_fn *done;
+    void *arg;
+} s_pending_t;
+
+static void
+s_on_created (redisReply *reply, void *arg)
+{
+    s_pending_t *p = arg;
+    intake_t *intake = p->intake;
+    redisReply *retry;
+    reply = aredis_settle (intake->aredis, reply, &s_create, p->args.nkeys, p->args.argc,
+                           p->args.argv, p->args.lens, &retry);
+    char repeat_of[GL_ID_LEN + 1] = "", stored[GL_ID_LEN + CONTACTS_HASH_HEX + 2] = "";
+    int rc = s_create_result (intake, &p->args, p->ev, p->flags, reply, repeat_of, stored,
+                              sizeof stored);
+    if (retry)
+        freeReplyObject (retry);
+    //  Delivered (deferred) or left to the sweep: either way the sweep may look at it now.
+    gl_outbox_release (intake->outbox, p->ev->id);
+    p->done (intake, rc, repeat_of, stored, p->arg);
+    gl_event_destroy (&p->ev);
+    s_create_args_free (&p->args);
+    free (p);
+}
+
+int
+contacts_write_new_async (intake_t *intake, const contacts_write_t *w, gl_event_t **ev_p,
+                          int flags, contacts_done_fn *done, void *arg)
+{
+    assert (intake && ev_p && *ev_p && done);
+    s_check_write (w, *ev_p);
+    if (!intake->aredis || !aredis_ready (intake->aredis))
+        return -1;
+    s_pending_t *p = calloc (1, sizeof *p);
+    if (!p)
+        return -1;
+    if (s_create_args (intake, w, *ev_p, flags, &p->args) != 0) {
+        free (p);
+        return -1;
+    }
+    if (gl_outbox_hold (intake->outbox, (*ev_p)->id) != 0) {
+        s_create_args_free (&p->args);
+        free (p);
+        return -1;
+    }
+    *p = (s_pending_t) { .intake = intake, .args = p->args, .ev = *ev_p, .flags = flags,
+                         .done = done, .arg = arg };
+    int rc = aredis_eval (intake->aredis, &s_create, p->args.nkeys, p->args.argc, p->args.argv,
+                          p->args.lens, s_on_created, p);
+    if (rc != 0) {
+        gl_outbox_release (intake->outbox, (*ev_p)->id);
+        s_create_args_free (&p->args);
+        free (p);
+        return rc;
+    }
+    *ev_p = NULL;                       //  ours now
+    return 0;
 }
 
 int
@@ -800,6 +1001,7 @@ contacts_new (intake_t *intake, char *err, size_t errlen)
         return NULL;
     }
     gl_outbox_set_wake (intake->outbox, s_on_wake, intake);
+    gl_outbox_set_clear (intake->outbox, s_on_clear, intake);
     //  First sweep as soon as the loop runs: whatever a crash left is delivered at start.
     event_active (self->sweep, EV_TIMEOUT, 0);
     gl_info ("contacts: taxonomy of %zu codes, repeat window %" PRId64 " days",
@@ -817,6 +1019,7 @@ contacts_destroy (contacts_t **self_p)
     if (self->intake && self->intake->outbox) {
         //  What this pass deferred goes out now rather than at the next start's sweep.
         gl_outbox_set_wake (self->intake->outbox, NULL, NULL);
+        gl_outbox_set_clear (self->intake->outbox, NULL, NULL);
         gl_outbox_flush (self->intake->outbox);
     }
     if (self->flush)

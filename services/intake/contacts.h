@@ -149,6 +149,18 @@ typedef struct {
 int contacts_write_new (intake_t *intake, const contacts_write_t *w, gl_event_t *ev, int flags,
                         char repeat_of[GL_ID_LEN + 1], char *stored, size_t stored_len);
 
+//  The same write over intake's asynchronous Redis connection (aredis.h): the script is sent
+//  now and done (intake, rc, repeat_of, stored, arg) is called later from the loop, exactly
+//  once, with what contacts_write_new would have returned (repeat_of and stored borrowed for
+//  the call). The event becomes ours (*ev_p is NULLed; repeat fields are added to it before it
+//  is delivered). The strings of w are copied. Returns 0 when sent; -1 when the asynchronous
+//  connection is not ready (nothing sent, *ev_p untouched: call contacts_write_new), -2 when
+//  too many writes are in flight (answer 503).
+typedef void (contacts_done_fn) (intake_t *intake, int rc, const char *repeat_of,
+                                 const char *stored, void *arg);
+int contacts_write_new_async (intake_t *intake, const contacts_write_t *w, gl_event_t **ev_p,
+                              int flags, contacts_done_fn *done, void *arg);
+
 //  Update a record whose "version" is still expected_version: remove id from the zsets in
 //  remove, add it (at score) to those in add, set and delete hash fields, and store ev's
 //  outbox entry (ev may be NULL: no event), in one atomic step; then publish ev.

@@ -31,10 +31,18 @@
     {code, message, field} through; anything else (no endpoint configured, no answer within the
     timeout, 401 from a wrong bus token, 5xx) answers 503 "<service>_unavailable" saying that
     nothing may have happened and to retry with the same Idempotency-Key.
-    The call waits on intake's loop thread for at most the service's timeout.
+    Nothing waits on intake's loop: the handler sends the request (gl_req_send) and defers the
+    HTTP request (http_defer); the answer comes from a read event on the client's socket, or from
+    the call's deadline timer (the service's timeout), whichever is first. Several calls may be
+    outstanding on each client, matched by request id; at most GL_INTAKE_FORWARD_PENDING_MAX
+    (1024) wait in all, and a request beyond that is answered 503 <service>_unavailable at once.
+    At stop (forward_stop, before http_destroy) every call still waiting is answered 503.
     Settings, per service NAME (upper case): GL_ENDPOINT_<NAME> (its ROUTER endpoints),
     GL_INTAKE_<NAME>_TIMEOUT_MS (2000), GL_INTAKE_<NAME>_TOKEN (default: the first of
     GL_BUS_TOKENS).
+
+    intake's own requests to other services use the same machinery (forward_call; booking.c),
+    or, where they still wait on the loop, a client of their own (forward_client).
 */
 #ifndef INTAKE_FORWARD_H
 #define INTAKE_FORWARD_H
@@ -47,6 +55,7 @@
 #define FORWARD_KEY_LEN  34         //  a bus idempotency key: "h-" or "n-" and 32 hex digits
 #define FORWARD_AUDIT    (1u << 0)  //  write an audit entry: action = op, record = params.id
 #define FORWARD_CREATED  (1u << 1)  //  the service's 200 is answered 201
+#define FORWARD_PENDING_DEFAULT 1024    //  GL_INTAKE_FORWARD_PENDING_MAX: calls waiting in all
 
 typedef struct {
     const char *method;             //  GET, POST, PUT, PATCH, DELETE
@@ -60,9 +69,26 @@ typedef struct {
 //  Register routes (borrowed: a static table). Asserts on a malformed entry.
 void forward_routes (intake_t *intake, const forward_route_t *routes, size_t n);
 
-//  The client for service name (GL_ENDPOINT_<NAME>), made on first use, with its token set;
-//  NULL when the endpoint is not configured. Shared with intake's own callers (booking).
+//  A synchronous client for service name (GL_ENDPOINT_<NAME>), made on first use, with its token
+//  set; NULL when the endpoint is not configured. For intake's callers that still wait on the
+//  loop (gl_req_call); it is a socket of its own, apart from the asynchronous calls'.
 gl_req_t *forward_client (intake_t *intake, const char *service);
+
+//  The end of an asynchronous call (forward_call): reply (borrowed for the call) is the
+//  service's answer, any status, or, with reply->local, one made up here: 504 "timeout" at the
+//  deadline, 503 "stopping" at forward_stop, 502 "bad_reply" for an answer that breaks the wire
+//  format, 503 "unavailable" when the socket refused the request.
+typedef void (forward_done_fn) (intake_t *intake, const gl_reply_t *reply, void *arg);
+
+//  Ask service to run op with body (borrowed; NULL for {}) and key (NULL or "" for none),
+//  without waiting. 0: done (with arg) will be called exactly once, later, from the loop (never
+//  from inside forward_call): with the answer, at the deadline (GL_INTAKE_<NAME>_TIMEOUT_MS),
+//  or at forward_stop. -1: nothing was sent and done will not be called; reply (zeroed by the
+//  caller, cleared with gl_reply_clear) says why: 503 "not_configured", 503 "busy" (too many
+//  calls waiting), or gl_req_send's errors.
+int forward_call (intake_t *intake, const char *service, const char *op, const char *key,
+                  const json_t *body, forward_done_fn *done, void *arg, gl_reply_t *reply);
+
 
 //  GL_INTAKE_<NAME>_TIMEOUT_MS for service name.
 int forward_timeout_ms (intake_t *intake, const char *service);
@@ -74,7 +100,11 @@ int forward_timeout_ms (intake_t *intake, const char *service);
 //  Shared with intake's own requests to other services (booking).
 int forward_idem_key (intake_t *intake, http_req_t *req, char out[FORWARD_KEY_LEN + 1]);
 
-//  Forget every client (at stop).
+//  Answer every call still waiting (done with 503 "stopping"). Call before http_destroy, while
+//  the requests they answer still exist.
+void forward_stop (intake_t *intake);
+
+//  Forget every client (at stop, after forward_stop).
 void forward_destroy (intake_t *intake);
 
 #endif

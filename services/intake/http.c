@@ -21,6 +21,7 @@
 #include "gl/gl_metrics.h"
 #include <assert.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
@@ -69,6 +70,10 @@ struct _http_t {
     int port;
     size_t max_body;
     s_route_t unmatched;        //  metrics for requests that matched no route
+    struct evhttp_bound_socket *bound;  //  the listening socket, NULL once stopped
+    http_req_t *waiting;        //  deferred requests and open streams (a list through next)
+    size_t waiting_count;
+    int timeout_s;              //  GL_HTTP_TIMEOUT_S, given back to a connection whose stream ended
 };
 
 struct _http_req_t {
@@ -96,6 +101,14 @@ struct _http_req_t {
     http_caller_t caller;
     bool replied;
     int status;
+    //  Deferred replies and streams (http_defer, http_stream_start).
+    bool in_handler;            //  the handler has not returned yet
+    bool deferred;              //  answered later; freed by the reply (or the stream's end)
+    bool gone;                  //  the client went away: replies are dropped
+    bool streaming;             //  a stream was started and not ended
+    http_stream_closed_fn *on_closed;
+    void *closed_arg;
+    http_req_t *prev, *next;    //  in http->waiting while deferred
 };
 
 //  A validation failure, before it is answered.
@@ -310,6 +323,18 @@ http_destroy (http_t **self_p)
     http_t *self = *self_p;
     if (!self)
         return;
+    //  Whatever is still waiting is answered now, before evhttp frees the connections under
+    //  it: open streams end (their owners are told), deferred requests get 503.
+    while (self->waiting) {
+        http_req_t *req = self->waiting;
+        if (req->streaming)
+            http_stream_end (req);
+        else {
+            gl_warn ("http: %s %s still waiting at shutdown: answered 503",
+                        http_method (req), http_route_pattern (req));
+            http_reply_error (req, 503, "unavailable", "the service is shutting down", NULL);
+        }
+    }
     if (self->evhttp)
         evhttp_free (self->evhttp);
     for (size_t i = 0; i < self->count; i++)
@@ -854,6 +879,18 @@ s_check_cursor (const char *text, http_page_t *page, s_verr_t *e)
 //  --------------------------------------------------------------------------------------------
 //  Replies
 
+static void s_finish (http_req_t *req);
+
+//  The reply was handed to evhttp (which frees a request whose client has gone when it is
+//  answered). A deferred request answered after its handler returned is finished here; one
+//  answered inside its handler is finished by s_on_request.
+static void
+s_sent (http_req_t *req)
+{
+    if (req->deferred && !req->in_handler)
+        s_finish (req);
+}
+
 static void
 s_common_headers (http_req_t *req, const char *content_type, const char *cache)
 {
@@ -896,6 +933,7 @@ s_send (http_req_t *req, int status, const char *content_type, const char *cache
     else
         evbuffer_add (evhttp_request_get_output_buffer (req->ev), body, len);
     evhttp_send_reply (req->ev, status, NULL, NULL);
+    s_sent (req);
 }
 
 static void
@@ -1010,6 +1048,7 @@ http_reply_file (http_req_t *req, int fd, size_t size, const char *content_type)
                                length);
         }
         evhttp_send_reply (req->ev, 200, NULL, NULL);
+        s_sent (req);
         return 0;
     }
     //  sendfile through a file segment: the segment owns fd from here (closed when the last
@@ -1031,7 +1070,161 @@ http_reply_file (http_req_t *req, int fd, size_t size, const char *content_type)
     req->status = 200;
     s_common_headers (req, content_type, "no-cache");
     evhttp_send_reply (req->ev, 200, NULL, NULL);
+    s_sent (req);
     return 0;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Deferred replies and streams
+
+static void
+s_wait_link (http_req_t *req)
+{
+    http_t *self = req->http;
+    req->prev = NULL;
+    req->next = self->waiting;
+    if (self->waiting)
+        self->waiting->prev = req;
+    self->waiting = req;
+    self->waiting_count++;
+}
+
+static void
+s_wait_unlink (http_req_t *req)
+{
+    http_t *self = req->http;
+    if (req->prev)
+        req->prev->next = req->next;
+    else if (self->waiting == req)
+        self->waiting = req->next;
+    else
+        return;                         //  not linked
+    if (req->next)
+        req->next->prev = req->prev;
+    req->prev = req->next = NULL;
+    self->waiting_count--;
+}
+
+void
+http_defer (http_req_t *req)
+{
+    assert (req && req->in_handler);
+    if (req->deferred || req->replied)
+        return;
+    req->deferred = true;
+    s_wait_link (req);
+}
+
+bool
+http_gone (http_req_t *req)
+{
+    assert (req);
+    return req->gone;
+}
+
+size_t
+http_waiting (http_t *self)
+{
+    assert (self);
+    return self->waiting_count;
+}
+
+//  evhttp closes the connection of an open stream (the client left, a write failed, or the
+//  server is going down): by then evhttp has detached the request from the connection.
+static void
+s_on_conn_closed (struct evhttp_connection *evcon, void *arg)
+{
+    (void) evcon;
+    http_req_t *req = arg;
+    req->gone = true;
+    if (req->streaming)
+        http_stream_end (req);
+}
+
+int
+http_stream_start (http_req_t *req, const char *content_type, http_stream_closed_fn *on_closed,
+                   void *arg)
+{
+    assert (req && req->in_handler && content_type);
+    if (s_begin_reply (req))
+        return -1;
+    if (req->head) {
+        //  libevent 2.1 would write the chunks of a HEAD reply too: answer the headers alone,
+        //  and no stream starts (-1: the owner keeps nothing).
+        s_send (req, 200, content_type, "no-store", "", 0);
+        return -1;
+    }
+    if (!req->deferred) {
+        req->deferred = true;
+        s_wait_link (req);
+    }
+    req->streaming = true;
+    req->status = 200;
+    req->on_closed = on_closed;
+    req->closed_arg = arg;
+    s_common_headers (req, content_type, "no-store");
+    //  A proxy in front (nginx in docker/) must pass each event on at once.
+    evhttp_add_header (evhttp_request_get_output_headers (req->ev), "X-Accel-Buffering", "no");
+    struct evhttp_connection *evcon = evhttp_request_get_connection (req->ev);
+    if (evcon) {
+        evhttp_connection_set_closecb (evcon, s_on_conn_closed, req);
+        //  No idle timeout on a stream: the heartbeat finds a client that has gone.
+        evhttp_connection_set_timeout (evcon, 24 * 3600);
+    }
+    evhttp_send_reply_start (req->ev, 200, "OK");
+    return 0;
+}
+
+int
+http_stream_send (http_req_t *req, const char *data, size_t len)
+{
+    assert (req && data);
+    if (!req->streaming || req->gone)
+        return -1;
+    struct evbuffer *chunk = evbuffer_new ();
+    if (!chunk || evbuffer_add (chunk, data, len) != 0) {
+        evbuffer_free (chunk);
+        return -1;
+    }
+    evhttp_send_reply_chunk (req->ev, chunk);
+    evbuffer_free (chunk);
+    return 0;
+}
+
+size_t
+http_stream_pending (http_req_t *req)
+{
+    assert (req);
+    struct evhttp_connection *evcon
+        = req->streaming && !req->gone ? evhttp_request_get_connection (req->ev) : NULL;
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent (evcon) : NULL;
+    return bev ? evbuffer_get_length (bufferevent_get_output (bev)) : 0;
+}
+
+void
+http_stream_end (http_req_t *req)
+{
+    assert (req);
+    if (!req->streaming)
+        return;
+    req->streaming = false;
+    struct evhttp_connection *evcon = req->gone ? NULL : evhttp_request_get_connection (req->ev);
+    if (evcon) {
+        evhttp_connection_set_closecb (evcon, NULL, NULL);
+        //  The connection lives on (keep-alive) with the usual timeout again, not the stream's
+        //  day: a client that does not read what is still queued (a slow client the owner
+        //  dropped) is cut off after GL_HTTP_TIMEOUT_S instead of holding it and its memory.
+        evhttp_connection_set_timeout (evcon, req->http->timeout_s);
+    }
+    if (req->on_closed) {
+        http_stream_closed_fn *fn = req->on_closed;
+        req->on_closed = NULL;
+        fn (req, req->closed_arg);
+    }
+    //  Ends the chunked reply; on a request whose client has gone it frees the request.
+    evhttp_send_reply_end (req->ev);
+    if (!req->in_handler)
+        s_finish (req);
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -1464,7 +1657,16 @@ s_on_request (struct evhttp_request *ev, void *arg)
     req->start_us = gl_mono_us ();
     gl_id_new (req->id);
     if (s_prepare (self, req)) {
+        req->in_handler = true;
         int rc = req->route->fn (self->owner, req);
+        req->in_handler = false;
+        if (req->deferred && rc != 0 && !req->replied) {
+            gl_error ("http: %s %s deferred and then failed without answering",
+                      s_method_names[req->route->method], req->route->pattern);
+            http_reply_error (req, 500, "internal", "the handler did not answer", NULL);
+        }
+        if (req->deferred && (!req->replied || req->streaming))
+            return;                     //  answered later: http_reply_*, http_stream_end
         if (!req->replied) {
             if (rc == 0)
                 gl_error ("http: %s %s returned without answering",
@@ -1472,7 +1674,15 @@ s_on_request (struct evhttp_request *ev, void *arg)
             http_reply_error (req, 500, "internal", "the handler did not answer", NULL);
         }
     }
-    s_count (self, req);
+    s_finish (req);
+}
+
+//  Count the request and free it.
+static void
+s_finish (http_req_t *req)
+{
+    s_wait_unlink (req);
+    s_count (req->http, req);
     json_decref (req->body);
     free (req->query_buf);
     sodium_memzero (&req->caller, sizeof req->caller);
@@ -1496,6 +1706,7 @@ http_listen (http_t *self, struct event_base *base, const http_opts_t *opts, cha
         return -1;
     }
     self->max_body = opts->max_body;
+    self->timeout_s = opts->timeout_s;
     size_t cap = opts->max_body * 4 > S_HARD_CAP_MIN ? opts->max_body * 4 : S_HARD_CAP_MIN;
     evhttp_set_timeout (self->evhttp, opts->timeout_s);
     evhttp_set_max_headers_size (self->evhttp, (ev_ssize_t) opts->max_headers);
@@ -1519,9 +1730,20 @@ http_listen (http_t *self, struct event_base *base, const http_opts_t *opts, cha
         return -1;
     }
     self->port = gl_health_bound_port (bound);
+    self->bound = bound;
     gl_info ("http: serving the API and console on %s:%d (%zu routes)", host, self->port,
              self->count);
     return 0;
+}
+
+void
+http_stop_listening (http_t *self)
+{
+    assert (self);
+    if (self->evhttp && self->bound) {
+        evhttp_del_accept_socket (self->evhttp, self->bound);
+        self->bound = NULL;
+    }
 }
 
 int

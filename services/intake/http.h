@@ -35,8 +35,9 @@
     HTTP_MAX_DEPTH or a body that is not an object.
 
     Handlers run on the actor's thread, one at a time; everything a handler gets from req is
-    borrowed and valid until the handler returns. A handler replies exactly once (http_reply_*)
-    and returns 0, or -1; a handler that returns without replying is answered 500 (logged).
+    borrowed and valid until the handler returns (or, for a deferred request, until it is
+    answered). A handler replies exactly once (http_reply_*) and returns 0, or -1; a handler
+    that returns without replying, and did not defer, is answered 500 (logged).
 */
 #ifndef INTAKE_HTTP_H
 #define INTAKE_HTTP_H
@@ -122,6 +123,10 @@ void http_print_routes (http_t *self, FILE *out);
 int http_listen (http_t *self, struct event_base *base, const http_opts_t *opts, char *err,
                  size_t errlen);
 
+//  Stop accepting connections (at shutdown, before the requests in flight are drained); the
+//  open connections stay until http_destroy.
+void http_stop_listening (http_t *self);
+
 //  The port bound (after port 0), or -1 when not listening.
 int http_port (http_t *self);
 
@@ -185,6 +190,33 @@ int http_reply_error (http_req_t *req, int status, const char *code, const char 
 int http_reply_page (http_req_t *req, json_t *items, const char *next_cursor);
 //  A static file: fd (taken, closed by the framework) of size bytes.
 int http_reply_file (http_req_t *req, int fd, size_t size, const char *content_type);
+
+//  Deferred replies. A handler that waits for something (an asynchronous Redis call, another
+//  service over the bus) calls http_defer and returns 0 without replying. The request, and
+//  everything borrowed from it, stays valid until one http_reply_* answers it later, from a
+//  callback on the same thread. A deferred request must be answered exactly once, even when
+//  its client has gone (http_gone: the answer is then dropped and the request freed), so
+//  whatever it waits for needs a deadline. http_destroy answers any still waiting with 503.
+void http_defer (http_req_t *req);
+bool http_gone (http_req_t *req);
+//  Deferred requests and open streams.
+size_t http_waiting (http_t *self);
+
+//  Streams (server-sent events): http_stream_start answers 200 with content_type and the
+//  headers every reply has, and keeps the connection open (no idle timeout); the handler
+//  returns 0. http_stream_send writes bytes as they come (0, or -1 when the stream has ended
+//  or its client has gone); http_stream_pending is what is still queued for a slow client.
+//  http_stream_end closes the stream and frees the request. When the client goes away (noticed
+//  on the next write, or by evhttp), on_closed (if given) is called once, and the request is
+//  freed right after it returns: the owner forgets req there. http_stream_end calls on_closed
+//  too, so the owner has one place to forget a stream. For HEAD, http_stream_start answers the
+//  headers alone (no stream starts) and returns -1: the handler then just returns.
+typedef void (http_stream_closed_fn) (http_req_t *req, void *arg);
+int http_stream_start (http_req_t *req, const char *content_type,
+                       http_stream_closed_fn *on_closed, void *arg);
+int http_stream_send (http_req_t *req, const char *data, size_t len);
+size_t http_stream_pending (http_req_t *req);
+void http_stream_end (http_req_t *req);
 
 //  Parse a request body: strict JSON (duplicate keys, trailing data, NUL escapes and nesting
 //  deeper than HTTP_MAX_DEPTH refused), an object at the top. 0 with *out (caller's), or -1 with

@@ -15,13 +15,16 @@
     the HTTP loop then answers 503 quickly instead of stalling every client.
 */
 #include "intake.h"
+#include "aredis.h"
 #include "forward.h"
+#include "board.h"
 #include "audit.h"
 #include "auth.h"
 #include "contacts.h"
 #include "agents.h"
 #include "calls.h"
 #include "callers.h"
+#include "alerts.h"
 #include "gl/gl_clock.h"
 #include "gl/gl_event.h"
 #include "gl/gl_log.h"
@@ -65,7 +68,9 @@ s_routes (intake_t *self)
     api_reporting_routes (self);
     api_scheduler_routes (self);
     api_notifier_routes (self);
+    alerts_routes (self);           //  notifier's console alerts (alerts.h)
     api_retention_routes (self);    //  and the purge timer (retention.h)
+    api_board_routes (self);        //  the live board's stream (board.h)
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -209,6 +214,9 @@ s_destroy (intake_t **self_p)
     intake_t *self = *self_p;
     if (!self)
         return;
+    aredis_destroy (&self->aredis);     //  answers the requests waiting for it: http is still up
+    board_destroy (&self->board);       //  ends its streams: before http_destroy
+    forward_stop (self);                //  answers the forwarded requests waiting: likewise
     http_destroy (&self->http);
     auth_destroy (&self->auth);
     contacts_destroy (&self->contacts);
@@ -217,6 +225,7 @@ s_destroy (intake_t **self_p)
     complaints_destroy (&self->complaints);
     kb_destroy (&self->kb);
     qa_destroy (&self->qa);
+    alerts_destroy (&self->alerts);
     forward_destroy (self);
     gl_outbox_destroy (&self->outbox);
     gl_busmetrics_destroy (&self->busmetrics);
@@ -367,6 +376,19 @@ s_start_http (intake_t *self, const s_settings_t *set, char *err, size_t errlen)
     self->qa = qa_new (self, err, errlen);
     if (!self->qa)
         return -1;
+    self->board = board_new (self, err, errlen);
+    if (!self->board)
+        return -1;
+    //  The hot writes' asynchronous connection (aredis.h); off, everything is synchronous.
+    if (gl_config_bool (self->config, "GL_INTAKE_ASYNC_REDIS", true)) {
+        self->aredis = aredis_new (self->redis, self->base,
+                                   (int) gl_config_int (self->config, "GL_REDIS_TIMEOUT_MS", 2000,
+                                                        100, 600000));
+        if (!self->aredis) {
+            snprintf (err, errlen, "out of memory");
+            return -1;
+        }
+    }
     return http_listen (self->http, self->base, &set->http, err, errlen);
 }
 
@@ -412,6 +434,9 @@ s_start (intake_t *self, char *err, size_t errlen)
     if (s_start_bus (self, &set, err, errlen) != 0 || s_start_http (self, &set, err, errlen) != 0
         || s_start_loop (self, err, errlen) != 0)
         return -1;
+    self->alerts = alerts_new (self, err, errlen);
+    if (!self->alerts)
+        return -1;
     if (s_publish_lifecycle (self, "service.started") != 0) {
         snprintf (err, errlen, "cannot publish service.started");
         return -1;
@@ -438,6 +463,39 @@ s_wait_term (zsock_t *pipe)
     }
 }
 
+//  Run the loop for at most ms (what is due meanwhile runs: replies are written, answers come).
+static void
+s_run_for (intake_t *self, int64_t ms)
+{
+    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+    event_base_loopexit (self->base, &tv);
+    event_base_dispatch (self->base);
+}
+
+//  A graceful stop: no new connections; the board's streams end; the requests in flight (their
+//  Redis script or bus request sent already) get their real answers within GL_INTAKE_DRAIN_MS;
+//  whatever still waits then is answered 503; and the loop runs a little longer so that those
+//  answers are written before the connections close.
+static void
+s_drain (intake_t *self)
+{
+    if (!self->http)
+        return;
+    http_stop_listening (self->http);
+    board_destroy (&self->board);
+    int64_t drain_ms = gl_config_int (self->config, "GL_INTAKE_DRAIN_MS", 3000, 0, 60000);
+    int64_t until = gl_mono_ms () + drain_ms;
+    while (http_waiting (self->http) > 0 && gl_mono_ms () < until)
+        s_run_for (self, 20);
+    size_t left = http_waiting (self->http);
+    if (left > 0)
+        gl_warn ("intake: %zu requests still waiting after %" PRId64 " ms: answered 503", left,
+                 drain_ms);
+    forward_stop (self);
+    aredis_destroy (&self->aredis);
+    s_run_for (self, 100);
+}
+
 void
 intake_actor (zsock_t *pipe, void *config)
 {
@@ -454,7 +512,9 @@ intake_actor (zsock_t *pipe, void *config)
     }
     event_base_dispatch (self->base);
     bool failed = self->failed;
-    //  Stop taking requests, then say goodbye while the lease is still ours.
+    //  Stop taking requests, let those in flight finish, then say goodbye while the lease is
+    //  still ours.
+    s_drain (self);
     http_destroy (&self->http);
     if (!failed)
         s_publish_lifecycle (self, "service.stopping");

@@ -49,8 +49,11 @@ struct _intake_t {
     struct _complaints_t *complaints; //  complaints: settings, deadline sweep (complaints.h)
     struct _kb_t *kb;               //  the knowledge base: expiry sweep (kb.h)
     struct _qa_t *qa;               //  QA scorecards (qa.h)
+    struct _alerts_t *alerts;       //  notifier's console alerts (alerts.h)
     struct _forward_t *forward;     //  routes answered by other services (forward.h)
+    struct _board_t *board;         //  the live board's streams (board.h)
     struct _gl_outbox_t *outbox;    //  intake:{intake}:outbox: records and their events (gl_outbox.h)
+    struct _aredis_t *aredis;       //  the asynchronous Redis connection for hot writes, or NULL
     struct _gl_busmetrics_t *busmetrics;    //  the bus figures for /metrics (gl_busmetrics.h)
     struct _gl_curve_t *curve;      //  CurveZMQ on the bus, or NULL (GL_BUS_CURVE_CERT unset)
     const char *version;            //  this build's version string
@@ -102,6 +105,7 @@ void api_qa_routes (intake_t *intake);
 void api_scheduler_routes (intake_t *intake);
 void api_notifier_routes (intake_t *intake);
 void api_retention_routes (intake_t *intake);
+void api_board_routes (intake_t *intake);
 
 //  Intake part two (complaints.h, kb.h, qa.h): new (NULL with the reason in err) and destroy.
 struct _complaints_t *complaints_new (intake_t *intake, char *err, size_t errlen);

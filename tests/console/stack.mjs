@@ -161,6 +161,27 @@ export class Stack {
     return child;
   }
 
+  // One command on the stack's redis-server (a fixture: what a service not started here would
+  // have written). The reply as text; throws on an error reply.
+  redis(...args) {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(this.redisPort, "127.0.0.1");
+      let reply = "";
+      s.setTimeout(2000);
+      s.on("connect", () => s.write("*" + args.length + "\r\n" +
+        args.map((a) => "$" + Buffer.byteLength(String(a)) + "\r\n" + String(a) + "\r\n").join("")));
+      s.on("data", (d) => {
+        reply += d;
+        if (!reply.endsWith("\r\n")) return;
+        s.destroy();
+        if (reply.startsWith("-")) reject(new Error("redis: " + reply.trim()));
+        else resolve(reply.trim());
+      });
+      s.on("error", reject);
+      s.on("timeout", () => { s.destroy(); reject(new Error("redis: no answer")); });
+    });
+  }
+
   // One API call with a bearer token: {status, body}.
   async api(method, p, opts) {
     const o = opts || {};

@@ -802,6 +802,23 @@ test_verify_other_outcomes (void **state)
     snprintf (body, sizeof body, "{\"call_id\":\"%s\",\"answers\":[1]}", call);
     t_error ("POST", path, s_agent, body, 400, "invalid_field", "answers");
     t_error ("POST", path, s_client, body, 403, "forbidden", NULL);
+    //  The questions to ask (GL_INTAKE_VERIFY_QUESTIONS, default dob,family_size), never an
+    //  answer; the same for a case that does not exist, so nothing is revealed.
+    static const char *const cases[] = { T_CASE_B, "QZX-404" };
+    for (size_t i = 0; i < 2; i++) {
+        snprintf (path, sizeof path, "/api/v1/cases/%s/verify-questions", cases[i]);
+        json = t_ok ("GET", path, s_agent, NULL, 200);
+        char *dump = json_dumps (json, JSON_COMPACT);
+        assert_string_equal (dump, "{\"questions\":[\"dob\",\"family_size\"]}");
+        free (dump);
+        json_decref (json);
+    }
+    snprintf (path, sizeof path, "/api/v1/cases/%s/verify-questions?call_id=%s", T_CASE_B, call);
+    t_error ("GET", path, s_agent, NULL, 400, "unknown_parameter", "call_id");
+    t_error ("GET", "/api/v1/cases/a%20b/verify-questions", s_agent, NULL, 400,
+             "invalid_parameter", "case_no");
+    snprintf (path, sizeof path, "/api/v1/cases/%s/verify-questions", T_CASE_B);
+    t_error ("GET", path, s_client, NULL, 403, "forbidden", NULL);
 }
 
 //  Verify agent 1 for case A in s_call again (after the clock moved past the first grant).

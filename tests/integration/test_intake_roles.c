@@ -96,6 +96,18 @@ t_call (const char *method, const char *path, const char *token, const char *bod
         if (got <= 0)
             break;
         len += (size_t) got;
+        //  A stream (server-sent events) never ends by itself: its status line and headers
+        //  are the answer.
+        resp.raw[len] = 0;
+        char *head_end = strstr (resp.raw, "\r\n\r\n");
+        bool stream = false;
+        if (head_end) {
+            *head_end = 0;
+            stream = strstr (resp.raw, "text/event-stream") != NULL;
+            *head_end = '\r';
+        }
+        if (stream)
+            break;
     }
     close (fd);
     resp.raw[len] = 0;

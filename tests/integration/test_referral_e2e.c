@@ -4,7 +4,8 @@
     the referral in the inbox, acknowledges and closes it through intake's forwarded routes
     (and a user of another unit cannot see a sensitive one); the emergency appears on the
     supervisor's board with its alarm requested for the on-duty officer, who acknowledges it;
-    the public partner-ack route refuses a forged token; roles are enforced by intake.
+    the public partner-ack route refuses a forged token; roles are enforced by intake; the route
+    preview names the unit a referral with the same inputs is then routed to.
 
     ctest: timeout=240 */
 #include "gl/gl_clock.h"
@@ -327,6 +328,53 @@ test_referral_through_intake (void **state)
     json_decref (forged);
 }
 
+//  The route preview through intake's forwarded route (a literal segment, not raise.c's
+//  /api/v1/referrals/{id}): it names the unit the referral is then routed to, with the same
+//  deadlines on the unmoved business clock; a bad query is referral's 400 naming the field.
+static void
+test_route_preview_through_intake (void **state)
+{
+    static const char *const categories[] = { "legal.civil_documentation", "education.enrolment" };
+    for (size_t i = 0; i < 2; i++) {
+        char path[256], body[512], contact[GL_ID_LEN + 1], id[GL_ID_LEN + 1];
+        snprintf (path, sizeof path,
+                  "/api/v1/referrals/route-preview?category=%s&priority=normal&consent=true"
+                  "&language=ar",
+                  categories[i]);
+        json_t *p = t_ok (U_AGENT, "GET", path, NULL, 200);
+        const char *unit = json_string_value (json_object_get (json_object_get (p, "unit"), "code"));
+        assert_string_equal (unit, i == 0 ? "legal" : "protection");
+        assert_int_equal (json_is_true (json_object_get (json_object_get (p, "rule"), "default")),
+                          i == 1);
+        t_contact (categories[i], contact);
+        snprintf (body, sizeof body,
+                  "{\"contact_id\":\"%s\",\"category\":\"%s\",\"priority\":\"normal\","
+                  "\"consent\":true}",
+                  contact, categories[i]);
+        json_t *a = t_ok (U_AGENT, "POST", "/api/v1/referrals", body, 202);
+        snprintf (id, sizeof id, "%s", json_string_value (json_object_get (a, "referral_id")));
+        json_decref (a);
+        snprintf (path, sizeof path, "/api/v1/referrals/%s/lifecycle", id);
+        json_t *life = t_poll (U_AGENT, path);
+        json_t *rec = json_object_get (life, "referral");
+        assert_string_equal (json_string_value (json_object_get (rec, "unit")), unit);
+        assert_int_equal (json_integer_value (json_object_get (rec, "ack_due")),
+                          json_integer_value (json_object_get (json_object_get (p, "sla"), "ack_due")));
+        json_decref (life);
+        json_decref (p);
+    }
+    json_t *bad = t_ok (U_AGENT, "GET",
+                        "/api/v1/referrals/route-preview?category=legal&priority=urgent&consent=true",
+                        NULL, 400);
+    assert_string_equal (t_err_code (bad), "invalid_field");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (bad, "error"), "field")),
+                         "priority");
+    json_decref (bad);
+    json_decref (t_ok (-1, "GET",
+                       "/api/v1/referrals/route-preview?category=legal&priority=normal&consent=true",
+                       NULL, 401));
+}
+
 static void
 test_emergency_through_intake (void **state)
 {
@@ -429,6 +477,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_referral_through_intake),
+        cmocka_unit_test (test_route_preview_through_intake),
         cmocka_unit_test (test_emergency_through_intake),
     };
     return cmocka_run_group_tests (tests, t_setup, t_teardown);

@@ -1,7 +1,9 @@
-// Greenline console: the emergency alarm of protection staff. Browsers keep sound off until the
-// user has interacted with the page, so the sound is armed at sign-in (the click or key that
-// signs in) or with the header's "arm sound" button after a reload. The alarm shows a banner
-// that stays, and beeps every two seconds, until the user acknowledges it.
+// Greenline console: the emergency alarm. Browsers keep sound off until the user has
+// interacted with the page, so the sound is armed at sign-in (the click or key that signs in)
+// or with the header's "arm sound" button after a reload. The alarm shows a banner that stays,
+// and beeps every two seconds, until the user acknowledges it. Two watchers raise it: the
+// emergency board's (views/protection.js: ids are emergency ids) and the console alerts'
+// (views/notifications.js: ids are "alert:<alert id>"); each stops only its own.
 "use strict";
 
 import { t } from "./i18n.js";

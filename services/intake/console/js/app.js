@@ -19,7 +19,7 @@ export const ROUTES = [
   { path: "complaints", roles: ["agent", "supervisor", "protection"], key: "nav.complaints", mod: "./views/complaints.js", view: "agent" },
   { path: "qa", roles: ["supervisor", "agent"], key: "nav.qa", mod: "./views/qa.js", view: "supervisor" },
   { path: "outbound", roles: ["agent", "supervisor"], key: "nav.outbound", mod: "./views/outbound.js", view: "agent" },
-  { path: "notifications", roles: ["supervisor", "admin"], key: "nav.notifications", mod: "./views/notifications.js", view: "supervisor" },
+  { path: "notifications", roles: ["supervisor", "admin", "agent", "protection"], key: "nav.notifications", mod: "./views/notifications.js", view: "supervisor" },
   { path: "audit", roles: ["supervisor", "admin"], key: "nav.audit", mod: "./views/audit.js", view: "admin" },
   { path: "users", roles: ["admin"], key: "nav.users", mod: "./views/users.js", view: "admin" },
 ];
@@ -190,6 +190,9 @@ async function signedIn(user) {
 
 function startWatchers(user) {
   stopWatchers();
+  import("./views/notifications.js").then((m) => {
+    if (session.user === user) watchers.push(m.watchAlerts(user));
+  }).catch(() => report("script"));
   if (user.roles.includes("protection") || user.roles.includes("supervisor"))
     import("./views/protection.js").then((m) => {
       if (session.user === user) watchers.push(m.watchEmergencies(user));

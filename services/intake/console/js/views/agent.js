@@ -4,9 +4,11 @@
 // saved; knowledge-base search beside it when the deployment has it.
 // Calls: GET/PUT /api/v1/agents/me[/state], GET /api/v1/queue, POST /api/v1/calls/next,
 // GET /api/v1/calls/{id}, POST /api/v1/calls/{id}/end|transfer, POST /api/v1/callers/lookup,
-// GET /api/v1/contacts, POST /api/v1/cases/{case_no}/verify, GET /api/v1/cases/{case_no},
+// GET /api/v1/contacts, GET /api/v1/cases/{case_no}/verify-questions,
+// POST /api/v1/cases/{case_no}/verify, GET /api/v1/cases/{case_no},
 // POST /api/v1/cases/{case_no}/change-requests, GET /api/v1/taxonomy, POST /api/v1/contacts,
-// POST /api/v1/emergencies, POST /api/v1/referrals, POST /api/v1/appointments.
+// POST /api/v1/emergencies, GET /api/v1/referrals/route-preview, POST /api/v1/referrals,
+// POST /api/v1/appointments.
 "use strict";
 
 import { api, hasOps } from "../api.js";
@@ -56,6 +58,18 @@ function context() {
   if (state.call) return { call_id: state.call.id };
   if (state.contact) return { contact_id: state.contact.id };
   return null;
+}
+
+// The verification questions of this deployment (the same for every case), asked once per page
+// load; null when intake does not have the route or cannot answer (every question offered).
+let questionsPromise = null;
+function verifyQuestions(caseNo) {
+  if (!questionsPromise)
+    questionsPromise = hasOps(["GET /api/v1/cases/{case_no}/verify-questions"])
+      .then((ok) => (ok ? api("GET", "/api/v1/cases/" + encodeURIComponent(caseNo) + "/verify-questions") : null))
+      .then((r) => (r && Array.isArray(r.questions) && r.questions.length ? r.questions.filter((q) => QUESTIONS.includes(q)) : null))
+      .catch(() => { questionsPromise = null; return null; });
+  return questionsPromise;
 }
 
 export default async function agentView(main, app) {
@@ -303,23 +317,30 @@ export default async function agentView(main, app) {
       ui.caller.append(box);
       return;
     }
+    // The questions are the deployment's (GET /api/v1/cases/{case_no}/verify-questions); the
+    // fields appear once they are known. Without that route, every question is offered.
+    const fields = h("div", { class: "verify-fields" });
+    let asked = null;
     const form = h("form", { id: "verify-form", novalidate: true },
       h("p", { class: "hint", text: "verify.hint" }),
-      field({ name: "answers.dob", label: "verify.dob", type: "date" }),
-      field({ name: "answers.family_size", label: "verify.family_size", type: "number", attrs: { min: 1, max: 99 } }),
-      h("details", {}, h("summary", { text: "verify.more" }),
-        field({ name: "answers.phone", label: "verify.phone", type: "tel", attrs: { dir: "ltr" } }),
-        field({ name: "answers.location", label: "verify.location" })),
+      fields,
       formError(),
       h("button", { type: "submit" }, t("verify.submit")));
+    verifyQuestions(cl.case_no).then((qs) => {
+      asked = qs;
+      fill(fields, qs ? qs.map((q) => questionField(q, true)) : [
+        questionField("dob"), questionField("family_size"),
+        h("details", {}, h("summary", { text: "verify.more" }), questionField("phone"), questionField("location"))]);
+    });
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       clearErrors(form);
       const v = values(form);
       const answers = {};
-      for (const q of QUESTIONS) {
+      for (const q of asked || QUESTIONS) {
         const val = v["answers." + q];
         if (val !== undefined) answers[q] = q === "family_size" ? Number(val) : val;
+        else if (asked) return showError(form, { field: "answers." + q, message: t("form.required") });
       }
       try {
         const res = await api("POST", "/api/v1/cases/" + encodeURIComponent(cl.case_no) + "/verify", { body: { ...context(), answers } });
@@ -337,6 +358,18 @@ export default async function agentView(main, app) {
     });
     box.append(form);
     ui.caller.append(box);
+  }
+
+  // A verification question's field; required when the deployment asks it.
+  function questionField(q, required) {
+    const opts = {
+      dob: { type: "date" },
+      family_size: { type: "number", attrs: { min: 1, max: 99 } },
+      phone: { type: "tel", attrs: { dir: "ltr" } },
+      location: {},
+    }[q];
+    if (!opts) return null;
+    return field({ name: "answers." + q, label: "verify." + q, required, ...opts });
   }
 
   function caseValue(f) {
@@ -644,6 +677,8 @@ export default async function agentView(main, app) {
       return p;
     }
     const key = randomKey();
+    // Where it would go, asked again as the agent changes what routing looks at.
+    const preview = h("p", { class: "hint route-preview", id: "route-preview", "aria-live": "polite" });
     const options = [];
     for (const c of tax.categories) {
       options.push([c.code, categoryLabel(tax, c.code), true]);
@@ -655,11 +690,15 @@ export default async function agentView(main, app) {
       field({ name: "consent", label: "referral.consent", type: "checkbox", hint: "referral.consent_hint" }),
       field({ name: "notes", label: "referral.notes", type: "textarea", attrs: { maxlength: 4000 } }),
       h("p", { class: "hint", id: "route-hint", text: "referral.routing" }),
+      preview,
       formError(),
       h("button", { type: "submit" }, t("referral.submit")));
     const cats = state.contact.categories || [];
     if (cats.length) form.elements.category.value = cats[0];
     form.elements.priority.value = "normal";
+    for (const name of ["category", "priority", "consent"])
+      form.elements[name].addEventListener("change", () => showPreview(form, preview));
+    showPreview(form, preview);
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       clearErrors(form);
@@ -691,7 +730,7 @@ export default async function agentView(main, app) {
       try {
         const lc = await api("GET", "/api/v1/referrals/" + id + "/lifecycle");
         const r = lc.referral;
-        into.textContent = t("referral.routed", { unit: r.partner ? r.unit + " → " + r.partner : r.unit,
+        into.textContent = t("referral.routed", { unit: r.partner ? unitName(r.unit) + " → " + tc("partner.", r.partner) : unitName(r.unit),
           due: r.ack_due ? fmtTime(r.ack_due) : "–" });
         return;
       } catch (e) {
@@ -703,6 +742,63 @@ export default async function agentView(main, app) {
       await new Promise((r) => setTimeout(r, 1000));
     }
     into.textContent = t("referral.not_routed_yet");
+  }
+
+  // Where a referral with the form's inputs would go now (GET /api/v1/referrals/route-preview):
+  // the unit (or partner), its SLA; referral answers it with the routing real referrals get.
+  // The language is the contact's, as intake sends it with the referral. Only the latest
+  // answer is shown.
+  let previewGen = 0;
+  async function showPreview(form, into) {
+    const gen = ++previewGen;
+    const v = values(form);
+    delete into.dataset.unit;
+    if (!v.category) {
+      into.textContent = "";
+      return;
+    }
+    let ok = false;
+    try { ok = await hasOps(["GET /api/v1/referrals/route-preview"]); } catch (e) { ok = false; }
+    if (!ok || gen !== previewGen) return;
+    into.textContent = t("referral.preview.checking");
+    const query = { category: v.category, priority: v.priority || "normal", consent: v.consent ? "true" : "false" };
+    if (state.contact && state.contact.language) query.language = state.contact.language;
+    let p;
+    try {
+      p = await api("GET", "/api/v1/referrals/route-preview", { query });
+    } catch (e) {
+      if (gen === previewGen) into.textContent = e.status === 503 ? t("referral.preview.unavailable") : e.message;
+      return;
+    }
+    if (gen !== previewGen) return;
+    if (!p.unit) {
+      into.textContent = t("referral.preview.none");
+      return;
+    }
+    into.dataset.unit = p.unit.code;
+    const sla = p.sla;
+    const when = { ack: slaSpan(sla.ack_ms), resolve: slaSpan(sla.resolve_ms), unit: unitName(p.unit.code) };
+    const parts = [p.partner
+      ? t("referral.preview.partner", { ...when, partner: tc("partner.", p.partner.code) })
+      : t("referral.preview.unit", when)];
+    parts.push(t(sla.business_hours ? "referral.preview.business" : "referral.preview.wall", { due: fmtTime(sla.ack_due) }));
+    if (p.rule && p.rule.default) parts.push(t("referral.preview.default"));
+    if (p.partner_without_consent) parts.push(t("referral.preview.no_consent", { partner: tc("partner.", p.partner_without_consent) }));
+    if (p.sensitive) parts.push(t("referral.preview.sensitive"));
+    into.textContent = parts.join(" ");
+  }
+
+  // A unit's name in the console's language, else its code.
+  function unitName(code) {
+    return tc("unit.", code);
+  }
+
+  // An SLA duration in whole days, hours or minutes ("3 d", "4 h", "30 min").
+  function slaSpan(ms) {
+    const min = Math.round(ms / 60000);
+    if (min % 1440 === 0) return t("referral.preview.days", { n: min / 1440 });
+    if (min % 60 === 0) return t("referral.preview.hours", { n: min / 60 });
+    return t("referral.preview.minutes", { n: min });
   }
 
   async function bookingPanel() {

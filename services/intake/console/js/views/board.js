@@ -1,10 +1,14 @@
 // Greenline console: the supervisor's live board. The queue (waiting calls, longest wait, per
-// language), every agent's state and how long they have been in it, force offline; and, when
-// the deployment has reporting's wallboard, today's figures and service level. Updates itself
-// every 3 seconds by polling (intake's HTTP framework answers each request in one piece, so
-// there are no server-sent events to listen to).
-// Calls: GET /api/v1/queue, GET /api/v1/agents, POST /api/v1/agents/{id}/force-offline,
-// GET /api/v1/users (admins: names), GET /api/v1/wallboard (reporting).
+// language), every agent's state (with their display name) and how long they have been in it,
+// force offline; and, when the deployment has reporting's wallboard, today's figures and
+// service level. Updates itself from server-sent events: GET /api/v1/board/stream sends an
+// `event: board` {queue, agents, wallboard} at once and again whenever something changes (not
+// when only time passes: between events the waits and times in state are advanced here, every
+// few seconds). When the browser has no EventSource, or the stream fails STREAM_ERRORS_MAX
+// times in a row (a proxy that cuts it, a 503 when too many are open), the board falls back
+// to polling the three reads every 3 seconds, as it did before the stream existed.
+// Calls: GET /api/v1/board/stream; fallback GET /api/v1/queue, GET /api/v1/agents,
+// GET /api/v1/wallboard (reporting); POST /api/v1/agents/{id}/force-offline.
 "use strict";
 
 import { api, all, hasOps } from "../api.js";
@@ -13,6 +17,8 @@ import { h, clear, fill, panel, table } from "../dom.js";
 import { poll, missingApi, transient } from "./common.js";
 
 const POLL_MS = 3000;
+const STREAM = "/api/v1/board/stream";
+const STREAM_ERRORS_MAX = 3;
 const STATES = ["available", "on_call", "wrap_up", "break", "offline"];
 
 export function tile(labelKey, value, cls) {
@@ -21,24 +27,29 @@ export function tile(labelKey, value, cls) {
     h("span", { class: "tile-label", text: labelKey }));
 }
 
-// Names of users, for admins who may list them; others see short ids (GET /api/v1/agents
-// carries no names).
-async function names(user) {
-  const map = new Map();
-  if (!user.roles.includes("admin")) return map;
-  try {
-    for (const u of await all("/api/v1/users", {}, 2000)) map.set(u.id, u.display_name || u.username);
-  } catch (e) { /* ids then */ }
-  return map;
+// Agents' display names, as GET /api/v1/agents (and the stream) carry them; a short id when a
+// user has none.
+function remember(map, agents) {
+  for (const a of agents) if (a.display_name) map.set(a.agent_id, a.display_name);
 }
 
 export function agentName(map, id) {
   return map.get(id) || (id ? id.slice(0, 8) : "–");
 }
 
+// The queue as it will be ms later: the waits grow and the clock moves (the stream sends an
+// event only when something else changes).
+function aged(q, ms) {
+  if (!ms) return q;
+  const plus = (v) => (v === null || v === undefined ? v : v + ms);
+  const languages = {};
+  for (const [l, v] of Object.entries(q.languages || {})) languages[l] = { ...v, oldest_wait_ms: plus(v.oldest_wait_ms) };
+  return { ...q, now: q.now + ms, calls: q.calls.map((c) => ({ ...c, wait_ms: plus(c.wait_ms) })), languages };
+}
+
 export default async function boardView(main, app) {
   const user = app.user;
-  const who = await names(user);
+  const who = new Map();
   const updated = h("p", { class: "hint", id: "board-updated", "aria-live": "off" });
   const err = h("p", { class: "form-error", role: "alert", hidden: true });
   const tiles = h("div", { class: "tiles", id: "board-tiles" });
@@ -77,16 +88,8 @@ export default async function boardView(main, app) {
     }
   }
 
-  async function refresh() {
-    let q, agents;
-    try {
-      [q, agents] = await Promise.all([api("GET", "/api/v1/queue"), all("/api/v1/agents", {}, 2000)]);
-      err.hidden = true;
-    } catch (e) {
-      err.textContent = e.message;
-      err.hidden = false;
-      return !transient(e);
-    }
+  function draw(q, agents) {
+    remember(who, agents);
     const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
     for (const a of agents) counts[a.state] = (counts[a.state] || 0) + 1;
     let longest = null;
@@ -124,6 +127,20 @@ export default async function boardView(main, app) {
         ? h("button", { type: "button", class: "small", onclick: () => forceOffline(a.agent_id),
           "aria-label": t("board.force_offline_of", { name: agentName(who, a.agent_id) }) }, t("board.force_offline")) : null)],
     ], agents, { caption: "board.agents", captionHidden: true, empty: "board.no_agents", rowAttrs: (a) => ({ "data-agent": a.agent_id }) }));
+  }
+
+  // ---------------------------------------------------------------- polling (the fallback)
+  async function refresh() {
+    let q, agents;
+    try {
+      [q, agents] = await Promise.all([api("GET", "/api/v1/queue"), all("/api/v1/agents", {}, 2000)]);
+      err.hidden = true;
+    } catch (e) {
+      err.textContent = e.message;
+      err.hidden = false;
+      return !transient(e);
+    }
+    draw(q, agents);
     updated.textContent = t("board.updated", { time: fmtClock(Date.now()) });
     return true;
   }
@@ -140,8 +157,50 @@ export default async function boardView(main, app) {
     }
   }
 
-  const stops = [poll(refresh, POLL_MS)];
-  if (wallOk) stops.push(poll(refreshWall, POLL_MS));
+  const stops = [];
+  function startPolling() {
+    stops.push(poll(refresh, POLL_MS));
+    if (wallOk) stops.push(poll(refreshWall, POLL_MS));
+  }
+
+  // ---------------------------------------------------------------- the stream
+  function startStream() {
+    const es = new EventSource(STREAM);
+    let last = null;            // the last event's {queue, agents} and when it came
+    let errors = 0;
+    const redraw = () => {
+      if (!last) return;
+      draw(aged(last.queue, Date.now() - last.at), last.agents);
+      updated.textContent = t("board.live", { time: fmtClock(Date.now()) });
+    };
+    es.addEventListener("board", (ev) => {
+      let data;
+      try { data = JSON.parse(ev.data); } catch (e) { return; }
+      errors = 0;
+      err.hidden = true;
+      last = { queue: data.queue, agents: data.agents, at: Date.now() };
+      redraw();
+      if (wallOk && data.wallboard) drawWall(wallBody, data.wallboard);
+    });
+    es.addEventListener("error", () => {
+      // EventSource reconnects by itself after a network error; a refused stream (401, 503)
+      // closes it. Either way, after a few failures in a row the board polls instead.
+      errors += 1;
+      if (es.readyState === EventSource.CLOSED || errors >= STREAM_ERRORS_MAX) {
+        stopStream();
+        startPolling();
+      }
+    });
+    const timer = setInterval(() => { if (es.readyState === EventSource.OPEN) redraw(); }, POLL_MS);
+    const stopStream = () => {
+      clearInterval(timer);
+      es.close();
+    };
+    stops.push(stopStream);
+  }
+
+  if (typeof EventSource === "function") startStream();
+  else startPolling();
   return () => stops.forEach((stop) => stop());
 }
 

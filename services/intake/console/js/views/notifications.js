@@ -1,20 +1,175 @@
-// Greenline console: notifications that could not be delivered (supervisors, admins). The dead
-// letters of notifier with their reason, a replay button, and one notification's deliveries by
-// id (the id an emergency, referral or appointment shows).
-// Calls (docs/api/notifier.md): GET /api/v1/notifications/dead,
-// POST /api/v1/notifications/dead/{id}/replay, GET /api/v1/notifications/{id}.
+// Greenline console: notifications. For everyone, their console alerts (docs/api/alerts.md):
+// what notifier sent to them, their units or their roles, newest first, each acknowledged
+// with one button; the watcher (watchAlerts) runs from sign-in to sign-out, whatever view is
+// open, keeps the count of unacknowledged alerts in the header, and sounds the alarm for an
+// emergency one until it is acknowledged. For supervisors and admins, also the notifications
+// that could not be delivered: notifier's dead letters with their reason, a replay button, and
+// one notification's deliveries by id (the id an emergency, referral or appointment shows).
+// Calls: GET /api/v1/alerts, POST /api/v1/alerts/{id}/ack (intake's own);
+// GET /api/v1/notifications/dead, POST /api/v1/notifications/dead/{id}/replay,
+// GET /api/v1/notifications/{id} (notifier's, docs/api/notifier.md).
 "use strict";
 
 import { api } from "../api.js";
 import { t, tc, fmtTime } from "../i18n.js";
 import { h, clear, fill, field, showError, clearErrors, formError, values, panel, table } from "../dom.js";
-import { needOps } from "./common.js";
+import { needOps, poll, transient } from "./common.js";
+import * as alarm from "../alarm.js";
 
-export default async function notificationsView(main) {
+const POLL_MS = 3000;
+const ALARM_PREFIX = "alert:";     // the alarm's id for an alert (the board's are emergency ids)
+
+async function ackAlert(id) {
+  return api("POST", "/api/v1/alerts/" + encodeURIComponent(id) + "/ack", { body: {} });
+}
+
+function alertText(a) {
+  return [a.title, a.body, t("alerts.sent_at", { time: fmtTime(a.created_at) })].filter(Boolean).join(" · ");
+}
+
+// The header's count of unacknowledged alerts: a link to this view, made when first needed.
+function counter() {
+  let el = document.getElementById("alerts-count");
+  if (!el) {
+    el = h("a", { id: "alerts-count", href: "#/notifications", class: "badge p-normal", hidden: true });
+    const who = document.querySelector(".who");
+    const user = document.getElementById("user");
+    if (who && user) who.insertBefore(el, user);
+    else if (who) who.append(el);
+  }
+  return el;
+}
+
+function showCount(items, more) {
+  const el = counter();
+  const n = items.length;
+  el.hidden = n === 0;
+  el.textContent = t("alerts.count", { count: more ? n + "+" : String(n) });
+  el.className = "badge " + (items.some((a) => a.priority === "emergency") ? "p-emergency" : "p-normal");
+  el.dataset.count = String(n);
+}
+
+// The alarm for the alerts just read: the oldest unacknowledged emergency one sounds; one
+// acknowledged elsewhere (the list, another tab) stops.
+function sound(items) {
+  const shown = alarm.current();
+  if (shown && shown.startsWith(ALARM_PREFIX) && !items.some((a) => ALARM_PREFIX + a.id === shown)) alarm.stop();
+  const emergencies = items.filter((a) => a.priority === "emergency");
+  if (emergencies.length && !alarm.current()) {
+    const a = emergencies[emergencies.length - 1];
+    alarm.raise(ALARM_PREFIX + a.id, alertText(a), () => ackAlert(a.id));
+  }
+}
+
+let refreshList = null;    // the open view's list, redrawn when the watcher reads a change
+
+// From sign-in to sign-out: read the user's unacknowledged alerts every POLL_MS, show their
+// count in the header and sound the alarm for an emergency one. Stops quietly when alerts are
+// not for this user (403). Returns stop().
+export function watchAlerts() {
+  let last = "";
+  const stopPoll = poll(async () => {
+    let page;
+    try {
+      page = await api("GET", "/api/v1/alerts", { query: { unacknowledged: "true", limit: 50 } });
+    } catch (e) {
+      if (e.status === 403) stop();
+      return !transient(e);
+    }
+    showCount(page.items, !!page.next_cursor);
+    sound(page.items);
+    const seen = page.items.map((a) => a.id).join(",");
+    if (seen !== last && refreshList) refreshList();
+    last = seen;
+    return true;
+  }, POLL_MS);
+  function stop() {
+    stopPoll();
+    const el = document.getElementById("alerts-count");
+    if (el) el.remove();
+    if ((alarm.current() || "").startsWith(ALARM_PREFIX)) alarm.stop();
+  }
+  return stop;
+}
+
+// The user's alerts, newest first, with "acknowledge" on those not yet acknowledged.
+function alertsPanel() {
+  const box = panel("alerts.title", { id: "alerts" });
+  const err = formError();
+  const list = h("div", {});
+  const more = h("button", { type: "button", hidden: true }, t("audit.more"));
+  box.append(err, list, more);
+  let rows = [];
+  let next = null;
+  let busy = false;
+  let again = false;      // a refresh asked for while a read was out: done right after it
+
+  async function load(first) {
+    if (busy) {
+      again = again || first;
+      return;
+    }
+    busy = true;
+    try {
+      const page = await api("GET", "/api/v1/alerts", { query: { limit: 50, cursor: first ? null : next } });
+      // a refresh (a new alert, an acknowledgement) starts again from the newest
+      rows = first ? page.items : rows.concat(page.items);
+      next = page.next_cursor;
+      more.hidden = !next;
+      err.hidden = true;
+      draw();
+    } catch (e) {
+      err.textContent = e.message;
+      err.hidden = false;
+    } finally {
+      busy = false;
+      if (again) {
+        again = false;
+        load(true);
+      }
+    }
+  }
+
+  function draw() {
+    fill(list, table([
+      ["alerts.sent", (a) => fmtTime(a.created_at)],
+      ["notifications.priority", (a) => h("span", { class: "badge " + (a.priority === "emergency" ? "p-emergency" : "p-normal") }, tc("priority.", a.priority))],
+      ["alerts.what", (a) => h("div", {}, h("strong", {}, a.title), h("div", {}, a.body))],
+      ["alerts.to", (a) => tc("alerts.to.", a.recipient && a.recipient.kind)],
+      ["board.col.actions", (a) => a.acknowledged
+        ? t("alerts.acked_at", { time: fmtTime(a.acknowledged_at) })
+        : h("button", { type: "button", class: a.priority === "emergency" ? "danger small" : "small", "data-alert": a.id, onclick: async (ev) => {
+          ev.target.disabled = true;
+          try {
+            await ackAlert(a.id);
+            if (alarm.current() === ALARM_PREFIX + a.id) alarm.stop();
+            await load(true);
+          } catch (e) {
+            ev.target.disabled = false;
+            err.textContent = e.message;
+            err.hidden = false;
+          }
+        } }, t("alerts.ack"))],
+    ], rows, { caption: "alerts.title", captionHidden: true, empty: "alerts.none", rowAttrs: (a) => ({ "data-id": a.id, class: a.acknowledged ? null : "unacked" }) }));
+  }
+  more.addEventListener("click", () => load(false));
+  return { box, load };
+}
+
+export default async function notificationsView(main, app) {
   main.append(h("h1", { text: "nav.notifications" }));
+  const alerts = alertsPanel();
+  main.append(alerts.box);
+  await alerts.load(true);
+  refreshList = () => alerts.load(true);     // the watcher saw the unacknowledged ones change
+  const stop = () => {
+    refreshList = null;
+  };
+  const roles = (app && app.user && app.user.roles) || [];
+  if (!roles.includes("supervisor") && !roles.includes("admin")) return stop;
   const box = h("div", {});
   main.append(box);
-  if (!(await needOps(box, "notifications.api", ["GET /api/v1/notifications/dead", "POST /api/v1/notifications/dead/{id}/replay"]))) return null;
+  if (!(await needOps(box, "notifications.api", ["GET /api/v1/notifications/dead", "POST /api/v1/notifications/dead/{id}/replay"]))) return stop;
   const dead = panel("notifications.dead", { id: "dead-letters" });
   const one = panel("notifications.lookup", { id: "notification-lookup" });
   box.append(dead, one);
@@ -81,5 +236,5 @@ export default async function notificationsView(main) {
   });
   one.append(form, found);
   await load(true);
-  return null;
+  return stop;
 }

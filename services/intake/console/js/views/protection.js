@@ -42,7 +42,8 @@ function sound(board) {
   boardReadAt = Date.now();
   const open = (board.emergencies || []).filter((e) => e.status === "alarm");
   const shown = alarm.current();
-  if (shown && !open.some((e) => e.emergency_id === shown)) alarm.stop();   // acknowledged elsewhere
+  // an alert's alarm ("alert:<id>", notifications.js) is the alert watcher's to stop
+  if (shown && !shown.startsWith("alert:") && !open.some((e) => e.emergency_id === shown)) alarm.stop();   // acknowledged elsewhere
   if (open.length && !alarm.current()) {
     const e = open[0];
     alarm.raise(e.emergency_id, emergencyText(e), () => ackEmergency(e.emergency_id));
