@@ -10,13 +10,13 @@
     advances those itself between events, so a quiet board costs a heartbeat every 15 s and
     nothing else. A stream remembers a digest of what it got, not the text.
 
-    Reporting's wallboard comes over the bus through intake's forward client. gl_req_call is
-    synchronous: it holds intake's loop (every HTTP client) until reporting answers or the
-    deadline passes. So it is asked at most every BOARD_WALL_MS, shared by every stream, with a
-    short deadline (S_WALL_TIMEOUT_MS, or GL_INTAKE_REPORTING_TIMEOUT_MS when shorter); when
-    it does not answer, the board carries {"error": {code, message}} in its place until the
-    next try. It is asked on behalf of the caller of the oldest open stream (a supervisor or an
-    admin), whom reporting checks like any other caller of GET /api/v1/wallboard.
+    Reporting's wallboard comes over the bus without waiting (forward_call): asked at most
+    every BOARD_WALL_MS, one request at a time, shared by every stream; its answer replaces the
+    board's wallboard and is sent to the streams at once. Until the first answer, and when
+    reporting does not answer (GL_INTAKE_REPORTING_TIMEOUT_MS), the board carries
+    {"error": {code, message}} in its place. It is asked on behalf of the caller of the oldest
+    open stream (a supervisor or an admin), whom reporting checks like any other caller of
+    GET /api/v1/wallboard.
 */
 #include "board.h"
 #include "agents.h"
@@ -34,7 +34,6 @@
 #define S_STREAMS_DEFAULT   64
 #define S_STREAMS_LIMIT     4096
 #define S_AGENTS_MAX        2000        //  agents on the board (the console read as many)
-#define S_WALL_TIMEOUT_MS   500
 #define S_DIGEST_LEN        16
 
 typedef struct _s_stream_t s_stream_t;
@@ -47,8 +46,14 @@ struct _s_stream_t {
     s_stream_t *prev, *next;
 };
 
+//  A wallboard request on its way (s_wall_refresh); board is NULL once the board is gone.
+typedef struct {
+    struct _board_t *board;
+} s_ticket_t;
+
 struct _board_t {
     intake_t *intake;
+    s_ticket_t *ticket;                 //  the wallboard request waiting, or NULL
     size_t max;                         //  GL_INTAKE_STREAMS_MAX
     s_stream_t *streams;                //  oldest first
     s_stream_t *last;
@@ -85,36 +90,22 @@ s_caller_json (const http_caller_t *who)
                       auth_roles_json (who->roles & ~GL_ROLE_API_CLIENT), "units", units);
 }
 
-//  Ask reporting for its wallboard (synchronous, short deadline: see the top of this file).
+//  Keep reply's wallboard (or the error it says) as the board's.
 static void
-s_wall_refresh (board_t *self, const http_caller_t *who)
+s_wall_set (board_t *self, const gl_reply_t *reply)
 {
-    intake_t *intake = self->intake;
-    gl_req_t *client = forward_client (intake, "reporting");
     json_t *wall = NULL;
-    if (!client)
+    bool unconfigured = reply->local && reply->error_code
+                        && strcmp (reply->error_code, "not_configured") == 0;
+    if (unconfigured)
         wall = s_wall_error ("reporting_unavailable", "reporting is not configured");
-    else {
-        int timeout = forward_timeout_ms (intake, "reporting");
-        if (timeout > S_WALL_TIMEOUT_MS)
-            timeout = S_WALL_TIMEOUT_MS;
-        json_t *request = json_pack ("{s:o, s:{}, s:{}, s:{}}", "caller", s_caller_json (who),
-                                     "params", "query", "body");
-        gl_reply_t reply = { 0 };
-        int rc = request ? gl_req_call (client, "reporting.wallboard", NULL, request, timeout,
-                                        &reply)
-                         : -1;
-        json_decref (request);
-        if (rc == 0 && reply.status == 200 && json_is_object (reply.body))
-            wall = json_incref (reply.body);
-        else if (rc == 0 && reply.status >= 400 && reply.status < 500 && reply.error_code
-                 && *reply.error_code)
-            wall = s_wall_error (reply.error_code,
-                                 reply.error_message ? reply.error_message : "");
-        else
-            wall = s_wall_error ("reporting_unavailable", "reporting did not answer in time");
-        gl_reply_clear (&reply);
-    }
+    else if (!reply->local && reply->status == 200 && json_is_object (reply->body))
+        wall = json_incref (reply->body);
+    else if (!reply->local && reply->status >= 400 && reply->status < 500 && reply->error_code
+             && *reply->error_code)
+        wall = s_wall_error (reply->error_code, reply->error_message ? reply->error_message : "");
+    else
+        wall = s_wall_error ("reporting_unavailable", "reporting did not answer in time");
     bool failing = !wall || json_object_get (wall, "error") != NULL;
     if (failing && !self->wall_failing)
         gl_warn ("board: reporting's wallboard is not available; the board shows the error");
@@ -123,7 +114,56 @@ s_wall_refresh (board_t *self, const http_caller_t *who)
     self->wall_failing = failing;
     json_decref (self->wall);
     self->wall = wall ? wall : s_wall_error ("internal", "out of memory");
+}
+
+//  The answer to s_wall_refresh's request. The ticket outlives the board if the board goes
+//  first (board_destroy detaches it): then the answer is dropped.
+static void
+s_on_wall (intake_t *intake, const gl_reply_t *reply, void *arg)
+{
+    (void) intake;
+    s_ticket_t *ticket = arg;
+    board_t *self = ticket->board;
+    free (ticket);
+    if (!self)
+        return;
+    self->ticket = NULL;
+    s_wall_set (self, reply);
+    //  The streams get it now rather than at the next tick.
+    if (self->streams && self->tick)
+        event_active (self->tick, EV_TIMEOUT, 0);
+}
+
+//  Ask reporting for its wallboard, without waiting (forward_call): the answer replaces the
+//  board's when it comes. One request at a time.
+static void
+s_wall_refresh (board_t *self, const http_caller_t *who)
+{
+    if (self->ticket)
+        return;
     self->wall_at = gl_mono_ms ();
+    s_ticket_t *ticket = malloc (sizeof *ticket);
+    json_t *request = json_pack ("{s:o, s:{}, s:{}, s:{}}", "caller", s_caller_json (who),
+                                 "params", "query", "body");
+    gl_reply_t reply = { 0 };
+    int rc = -1;
+    if (ticket && request) {
+        ticket->board = self;
+        rc = forward_call (self->intake, "reporting", "reporting.wallboard", NULL, request,
+                           s_on_wall, ticket, &reply);
+    }
+    json_decref (request);
+    if (rc == 0) {
+        self->ticket = ticket;
+        return;
+    }
+    free (ticket);
+    if (!reply.error_code) {            //  out of memory here: nothing was sent
+        reply.local = true;
+        reply.status = 503;
+    }
+    s_wall_set (self, &reply);
+    gl_reply_clear (&reply);
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -178,8 +218,10 @@ s_build (board_t *self, json_t **data)
     char next[GL_ID_LEN + 1];
     if (calls_queue_view (self->intake, NULL, &queue) == 0
         && agents_list (self->intake, NULL, S_AGENTS_MAX, &agents, next) == 0)
-        *data = json_pack ("{s:o, s:o, s:O}", "queue", queue, "agents", agents, "wallboard",
-                           self->wall);
+        *data = json_pack ("{s:o, s:o, s:o}", "queue", queue, "agents", agents, "wallboard",
+                           self->wall ? json_incref (self->wall)
+                                      : s_wall_error ("reporting_pending",
+                                                      "reporting has not answered yet"));
     else {
         json_decref (queue);
         json_decref (agents);
@@ -395,6 +437,8 @@ board_destroy (board_t **self_p)
         http_stream_end (first->req);
         assert (self->streams != first);
     }
+    if (self->ticket)
+        self->ticket->board = NULL;     //  its answer, when it comes, is dropped
     if (self->tick)
         event_free (self->tick);
     json_decref (self->wall);

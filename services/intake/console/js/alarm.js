@@ -36,6 +36,32 @@ function notify() {
   for (const fn of armListeners) fn(armed());
 }
 
+// One emergency, one alarm. The board's watcher says which emergencies it is sounding or will
+// sound (those in "alarm" on the board it last read); an alert about one of them (its corr is
+// the emergency id) then stays quiet, and acknowledging the emergency acknowledges such alerts
+// too (the listeners registered with onEmergencyAcked).
+let boardEmergencies = new Set();
+const ackListeners = [];
+
+export function setBoardEmergencies(ids) {
+  boardEmergencies = new Set(ids);
+}
+
+export function boardHas(emergencyId) {
+  return !!emergencyId && boardEmergencies.has(emergencyId);
+}
+
+export function onEmergencyAcked(fn) {
+  ackListeners.push(fn);
+}
+
+export function emergencyAcked(emergencyId) {
+  boardEmergencies.delete(emergencyId);
+  for (const fn of ackListeners) {
+    try { fn(emergencyId); } catch (e) { /* a listener's failure is its own */ }
+  }
+}
+
 // Beeps counted, so a test (and an operator) can tell the sound ran.
 export let beeps = 0;
 

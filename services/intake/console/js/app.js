@@ -65,8 +65,10 @@ function drawHeader() {
 function drawArm() {
   const btn = document.getElementById("arm");
   const user = session.user;
+  // anyone signed in may get an emergency alert (notifications.js); the board's alarm is for
+  // protection staff and supervisors, so only they are pressed (warn) to arm it
   const needs = user && (user.roles.includes("protection") || user.roles.includes("supervisor"));
-  btn.hidden = !needs;
+  btn.hidden = !user;
   btn.textContent = alarm.armed() ? t("alarm.armed") : t("alarm.arm");
   btn.classList.toggle("warn", needs && !alarm.armed());
   btn.setAttribute("aria-pressed", alarm.armed() ? "true" : "false");

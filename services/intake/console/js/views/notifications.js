@@ -52,9 +52,11 @@ function showCount(items, more) {
 // The alarm for the alerts just read: the oldest unacknowledged emergency one sounds; one
 // acknowledged elsewhere (the list, another tab) stops.
 function sound(items) {
+  lastItems = items;
   const shown = alarm.current();
   if (shown && shown.startsWith(ALARM_PREFIX) && !items.some((a) => ALARM_PREFIX + a.id === shown)) alarm.stop();
-  const emergencies = items.filter((a) => a.priority === "emergency");
+  // an alert about an emergency the board's alarm sounds for stays quiet (alarm.js)
+  const emergencies = items.filter((a) => a.priority === "emergency" && !alarm.boardHas(a.corr));
   if (emergencies.length && !alarm.current()) {
     const a = emergencies[emergencies.length - 1];
     alarm.raise(ALARM_PREFIX + a.id, alertText(a), () => ackAlert(a.id));
@@ -62,6 +64,13 @@ function sound(items) {
 }
 
 let refreshList = null;    // the open view's list, redrawn when the watcher reads a change
+let lastItems = [];        // the unacknowledged alerts last read
+
+// The emergency was acknowledged on the board: its alerts are acknowledged with it.
+alarm.onEmergencyAcked((emergencyId) => {
+  for (const a of lastItems)
+    if (a.corr === emergencyId) ackAlert(a.id).catch(() => { /* the list still offers it */ });
+});
 
 // From sign-in to sign-out: read the user's unacknowledged alerts every POLL_MS, show their
 // count in the header and sound the alarm for an emergency one. Stops quietly when alerts are

@@ -32,7 +32,9 @@ function emergencyText(e) {
 }
 
 async function ackEmergency(id) {
-  return api("POST", "/api/v1/emergencies/" + id + "/ack", { body: {}, idem: "ack-" + id });
+  const answer = await api("POST", "/api/v1/emergencies/" + id + "/ack", { body: {}, idem: "ack-" + id });
+  alarm.emergencyAcked(id);
+  return answer;
 }
 
 // The alarm for a board just read: the oldest emergency nobody has acknowledged sounds; one
@@ -41,6 +43,7 @@ let boardReadAt = 0;
 function sound(board) {
   boardReadAt = Date.now();
   const open = (board.emergencies || []).filter((e) => e.status === "alarm");
+  alarm.setBoardEmergencies(open.map((e) => e.emergency_id));
   const shown = alarm.current();
   // an alert's alarm ("alert:<id>", notifications.js) is the alert watcher's to stop
   if (shown && !shown.startsWith("alert:") && !open.some((e) => e.emergency_id === shown)) alarm.stop();   // acknowledged elsewhere
