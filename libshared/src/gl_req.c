@@ -436,12 +436,15 @@ s_encode_request (gl_req_t *self, const char *id, const char *op, const char *ke
 
 static void s_flush (gl_req_t *self);
 
-//  Clear reply, give it a fresh id, check the arguments and encode the request. 0 with *frame
-//  (malloc'd), or -1 with reply holding 400 bad_request.
+//  Clear reply, give it a fresh id, cap *timeout_ms at GL_REQ_TTL_MAX, check the arguments and
+//  encode the request. 0 with *frame (malloc'd), or -1 with reply holding 400 bad_request.
 static int
 s_prepare (gl_req_t *self, const char *op, const char *idem_key, const json_t *body,
-           int timeout_ms, gl_reply_t *reply, char **frame, size_t *frame_len)
+           int *timeout_ms_p, gl_reply_t *reply, char **frame, size_t *frame_len)
 {
+    if (*timeout_ms_p > GL_REQ_TTL_MAX)
+        *timeout_ms_p = GL_REQ_TTL_MAX;
+    int timeout_ms = *timeout_ms_p;
     gl_reply_clear (reply);
     gl_id_new (reply->id);
     const char *key = idem_key ? idem_key : "";
@@ -470,11 +473,9 @@ gl_req_call (gl_req_t *self, const char *op, const char *idem_key, const json_t 
              int timeout_ms, gl_reply_t *reply)
 {
     assert (self && op && reply && timeout_ms > 0);
-    if (timeout_ms > GL_REQ_TTL_MAX)
-        timeout_ms = GL_REQ_TTL_MAX;
     char *frame = NULL;
     size_t frame_len = 0;
-    if (s_prepare (self, op, idem_key, body, timeout_ms, reply, &frame, &frame_len) != 0)
+    if (s_prepare (self, op, idem_key, body, &timeout_ms, reply, &frame, &frame_len) != 0)
         return -1;
 
     int64_t deadline = gl_mono_ms () + timeout_ms;
@@ -589,11 +590,9 @@ gl_req_send (gl_req_t *self, const char *op, const char *idem_key, const json_t 
              int timeout_ms, gl_reply_t *reply)
 {
     assert (self && op && reply && timeout_ms > 0);
-    if (timeout_ms > GL_REQ_TTL_MAX)
-        timeout_ms = GL_REQ_TTL_MAX;
     char *frame = NULL;
     size_t frame_len = 0;
-    if (s_prepare (self, op, idem_key, body, timeout_ms, reply, &frame, &frame_len) != 0)
+    if (s_prepare (self, op, idem_key, body, &timeout_ms, reply, &frame, &frame_len) != 0)
         return -1;
     if (zhashx_size (self->calls) >= GL_REQ_OUTSTANDING_MAX)
         s_make_room (self);
