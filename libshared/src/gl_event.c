@@ -98,6 +98,21 @@ gl_event_src_valid (const char *s)
     return true;
 }
 
+bool
+gl_event_location_valid (const char *s)
+{
+    size_t n = s ? strlen (s) : 0;
+    if (n < 1 || n > GL_EVENT_LOCATION_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
 gl_event_t *
 gl_event_new (const char *type)
 {

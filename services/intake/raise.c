@@ -19,14 +19,13 @@
 #include "audit.h"
 #include "contacts.h"
 #include "intake.h"
+#include "gl/gl_event.h"
 #include "gl/gl_clock.h"
 #include "gl/gl_pub.h"
 #include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define S_LOCATION_MAX 32
 
 static const char *const s_emergency_types[]
     = { "threat_to_life", "medical",  "violence_or_abuse", "child_at_risk",
@@ -58,21 +57,6 @@ s_in (const char *const *list, const char *s)
         if (strcmp (list[i], s) == 0)
             return true;
     return false;
-}
-
-static bool
-s_location_valid (const char *s)
-{
-    size_t n = strlen (s);
-    if (n < 1 || n > S_LOCATION_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-              || c == '_' || c == '.' || c == '-'))
-            return false;
-    }
-    return true;
 }
 
 //  The contact named by field, which the caller must be able to see. 0 with *rec (NULL when
@@ -185,14 +169,14 @@ s_emergency_raise (intake_t *intake, http_req_t *req)
     if (http_body_only (req, allowed) || http_body_id (req, "contact_id", false, &contact_id)
         || http_body_id (req, "call_id", false, &call_id)
         || http_body_enum (req, "type", true, s_emergency_types, &type)
-        || http_body_str (req, "location", false, S_LOCATION_MAX, &location)
+        || http_body_str (req, "location", false, GL_EVENT_LOCATION_MAX, &location)
         || http_body_bool (req, "callback_possible", true, &callback)
         || http_body_str (req, "notes", false, CONTACTS_NOTES_MAX, &notes))
         return -1;
     if (!contact_id && !call_id)
         return http_reply_error (req, 400, "missing_field", "give contact_id or call_id (or both)",
                                  "contact_id");
-    if (location && !s_location_valid (location))
+    if (location && !gl_event_location_valid (location))
         return http_reply_error (req, 400, "invalid_field",
                                  "'location' must be a location code: letters, digits, '_', '.', "
                                  "'-'",

@@ -10,6 +10,7 @@
     service's configuration.
 */
 #include "referral.h"
+#include "gl/gl_event.h"
 #include "gl/gl_clock.h"
 #include "gl/gl_log.h"
 #include "gl/gl_metrics.h"
@@ -413,8 +414,6 @@ s_on_units (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_error
 //  The answer comes from rf_route, rf_config_sla and the business clock, exactly as
 //  rf_referral_requested routes a real referral (referrals.c); nothing is stored.
 
-#define S_LOCATION_MAX  32
-
 //  A language tag: 2..8 letters, then "-" and 1..8 letters or digits, at most RF_CODE_MAX.
 static bool
 s_language_valid (const char *s)
@@ -435,22 +434,6 @@ s_language_valid (const char *s)
                  || (!first && c >= '0' && c <= '9'))
             run++;
         else
-            return false;
-    }
-    return true;
-}
-
-//  A location code as intake accepts one: 1..32 of letters, digits, '_', '.', '-'.
-static bool
-s_location_valid (const char *s)
-{
-    size_t n = strlen (s);
-    if (n < 1 || n > S_LOCATION_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-              || c == '_' || c == '.' || c == '-'))
             return false;
     }
     return true;
@@ -511,7 +494,7 @@ s_on_route_preview (void *arg, const gl_rep_request_t *req, json_t **reply, gl_r
     if (language && !s_language_valid (language))
         return gl_rep_error (err, 400, "invalid_field", "language",
                              "language must be a language tag (ar, fr, ar-SY)");
-    if (location && !s_location_valid (location))
+    if (location && !gl_event_location_valid (location))
         return gl_rep_error (err, 400, "invalid_field", "location",
                              "location must be a location code: 1..32 letters, digits, '_', "
                              "'.', '-'");

@@ -200,6 +200,12 @@ test_new_and_names (void **state)
         assert_true (gl_event_src_valid (good_srcs[i]));
     for (size_t i = 0; i < sizeof bad_srcs / sizeof *bad_srcs; i++)
         assert_false (gl_event_src_valid (bad_srcs[i]));
+    const char *good_locations[] = {"amman", "Zaatari-camp.D4", "a", "_", "12345678901234567890123456789012"};
+    const char *bad_locations[] = {NULL, "", "a b", "amman/east", "Ã©", "123456789012345678901234567890123"};
+    for (size_t i = 0; i < sizeof good_locations / sizeof *good_locations; i++)
+        assert_true (gl_event_location_valid (good_locations[i]));
+    for (size_t i = 0; i < sizeof bad_locations / sizeof *bad_locations; i++)
+        assert_false (gl_event_location_valid (bad_locations[i]));
 
     assert_string_equal (gl_event_err_name (GL_EVENT_OK), "ok");
     assert_string_equal (gl_event_err_name (GL_EVENT_ERR_MSGPACK), "msgpack");

@@ -71,6 +71,11 @@ bool gl_event_type_valid (const char *s);
 //  True when s is a valid source name ([a-z0-9_-], 1..63).
 bool gl_event_src_valid (const char *s);
 
+//  True when s is a location code as payloads carry one (emergency.raised, referral.requested,
+//  contact.* agd.location): 1..GL_EVENT_LOCATION_MAX of [A-Za-z0-9_.-].
+#define GL_EVENT_LOCATION_MAX 32
+bool gl_event_location_valid (const char *s);
+
 //  Payload helpers: a string field or def; an integer field or def (borrowed).
 const char *gl_event_str (const gl_event_t *self, const char *key, const char *def);
 int64_t gl_event_int (const gl_event_t *self, const char *key, int64_t def);
