@@ -12,6 +12,7 @@
     (below it, that set may hold members not read yet), then reads on from there.
 */
 #include "alerts.h"
+#include "alertpayload.h"
 #include "audit.h"
 #include "auth.h"
 #include "gl/gl_busmetrics.h"
@@ -25,9 +26,6 @@
 
 #define S_TYPE          "notification.console"
 #define S_MAX_DEFAULT   200
-#define S_TITLE_MAX     1024        //  bytes of a rendered subject
-#define S_BODY_MAX      8192        //  bytes of a rendered text
-#define S_LANG_MAX      16
 #define S_OLD_READ      200         //  members past seven days dropped per apply (the rest next)
 #define S_MEMBER_LEN    (16 + 1 + GL_ID_LEN)
 #define S_INDEX_MAX     (1 + HTTP_UNITS_MAX + 4)
@@ -44,29 +42,10 @@ struct _alerts_t {
     struct event *on_tick;
 };
 
-//  One alert as the event gives it (strings borrowed from the event).
-typedef struct {
-    const char *nid, *tmpl, *priority, *title, *body, *language;
-    size_t title_len, body_len;
-    const char *kind, *to;      //  user|unit|role and its id, code or role
-    bool other;                 //  a recipient intake does not show (person, partner, endpoint)
-} s_alert_t;
 
 //  --------------------------------------------------------------------------------------------
 //  Small things
 
-//  1..max characters of [a-z0-9] and extra.
-static bool
-s_word (const char *s, size_t max, const char *extra)
-{
-    size_t n = s ? strlen (s) : 0;
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || strchr (extra, s[i])))
-            return false;
-    return true;
-}
 
 //  A member "<16 digits>:<32 hex>", as the sets hold and cursors carry.
 static bool
@@ -107,56 +86,6 @@ s_field (const redisReply *fields, const char *name)
 //  --------------------------------------------------------------------------------------------
 //  Applying notification.console
 
-//  Check the payload. 0 with a filled, or -1 with the field that is wrong.
-static int
-s_parse (const gl_event_t *ev, s_alert_t *a, const char **field)
-{
-    memset (a, 0, sizeof *a);
-    json_t *d = ev->data;
-    a->nid = gl_event_str (ev, "notification_id", NULL);
-    if (!a->nid || !gl_id_valid (a->nid))
-        return *field = "notification_id", -1;
-    a->tmpl = gl_event_str (ev, "template", NULL);
-    if (!s_word (a->tmpl, 48, "_."))
-        return *field = "template", -1;
-    a->priority = gl_event_str (ev, "priority", NULL);
-    if (!a->priority || (strcmp (a->priority, "emergency") != 0
-                         && strcmp (a->priority, "routine") != 0))
-        return *field = "priority", -1;
-    json_t *title = json_object_get (d, "title"), *body = json_object_get (d, "body");
-    if (!json_is_string (title) || json_string_length (title) > S_TITLE_MAX)
-        return *field = "title", -1;
-    if (!json_is_string (body) || json_string_length (body) > S_BODY_MAX)
-        return *field = "body", -1;
-    a->title = json_string_value (title), a->title_len = json_string_length (title);
-    a->body = json_string_value (body), a->body_len = json_string_length (body);
-    json_t *lang = json_object_get (d, "language");
-    a->language = json_is_string (lang) ? json_string_value (lang) : "";
-    if (*a->language && !s_word (a->language, S_LANG_MAX, "-"))
-        return *field = "language", -1;
-    json_t *r = json_object_get (d, "recipient");
-    a->kind = json_string_value (json_object_get (r, "kind"));
-    if (!json_is_object (r) || !a->kind)
-        return *field = "recipient", -1;
-    if (strcmp (a->kind, "user") == 0) {
-        a->to = json_string_value (json_object_get (r, "id"));
-        if (!a->to || !gl_id_valid (a->to))
-            return *field = "recipient", -1;
-    }
-    else if (strcmp (a->kind, "unit") == 0) {
-        a->to = json_string_value (json_object_get (r, "code"));
-        if (!a->to || !auth_unit_valid (a->to))
-            return *field = "recipient", -1;
-    }
-    else if (strcmp (a->kind, "role") == 0) {
-        a->to = json_string_value (json_object_get (r, "role"));
-        if (!s_word (a->to, 32, "_"))
-            return *field = "recipient", -1;
-    }
-    else
-        a->other = true;
-    return 0;
-}
 
 //  Members of index that the new alert pushes out, read before the write: those beyond the
 //  newest max - 1 and those older than cutoff (at most S_OLD_READ). They are queued for
@@ -218,9 +147,9 @@ s_apply (void *arg, const gl_event_t *ev, gl_tx_t *tx)
     alerts_t *self = arg;
     if (strcmp (ev->type, S_TYPE) != 0)
         return 0;
-    s_alert_t a;
+    alertpayload_t a;
     const char *field = NULL;
-    if (s_parse (ev, &a, &field) != 0) {
+    if (alertpayload_parse (ev, &a, &field) != 0) {
         //  Retrying cannot fix it: skipped (the cursor moves on), loudly.
         gl_warn ("alerts: event %s (%s seq %" PRIu64 ") skipped: field %s is not valid", ev->id,
                  ev->src, ev->seq, field);

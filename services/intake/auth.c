@@ -353,19 +353,6 @@ auth_language_valid (const char *s)
     return true;
 }
 
-bool
-auth_unit_valid (const char *s)
-{
-    size_t n = s ? strlen (s) : 0;
-    if (n == 0 || n > HTTP_UNIT_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'
-              || s[i] == '-'))
-            return false;
-    return true;
-}
-
 uint32_t
 auth_role_flag (const char *code)
 {
