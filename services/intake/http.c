@@ -1074,6 +1074,21 @@ http_reply_file (http_req_t *req, int fd, size_t size, const char *content_type)
     return 0;
 }
 
+int
+http_reply_not_modified (http_req_t *req)
+{
+    assert (req);
+    if (s_begin_reply (req))
+        return -1;
+    req->status = 304;
+    struct evkeyvalq *h = evhttp_request_get_output_headers (req->ev);
+    evhttp_add_header (h, "Cache-Control", "no-cache");
+    evhttp_add_header (h, "X-Request-Id", req->id);
+    evhttp_send_reply (req->ev, 304, "Not Modified", NULL);
+    s_sent (req);
+    return 0;
+}
+
 //  --------------------------------------------------------------------------------------------
 //  Deferred replies and streams
 

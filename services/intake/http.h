@@ -190,6 +190,9 @@ int http_reply_error (http_req_t *req, int status, const char *code, const char 
 int http_reply_page (http_req_t *req, json_t *items, const char *next_cursor);
 //  A static file: fd (taken, closed by the framework) of size bytes.
 int http_reply_file (http_req_t *req, int fd, size_t size, const char *content_type);
+//  304 Not Modified for a conditional GET whose validator (the ETag header the caller set)
+//  still holds: no body, the same caching headers as http_reply_file.
+int http_reply_not_modified (http_req_t *req);
 
 //  Deferred replies. A handler that waits for something (an asynchronous Redis call, another
 //  service over the bus) calls http_defer and returns 0 without replying. The request, and

@@ -508,7 +508,37 @@ test_static_files_and_traversal (void **state)
     resp = t_get (s_http_port, "/console/console.css");
     assert_int_equal (resp.status, 200);
     assert_string_equal (t_header (&resp, "Content-Type"), "text/css; charset=utf-8");
+    //  A validator: the next load with it costs a 304 without the file.
+    char etag[64];
+    assert_non_null (t_header (&resp, "ETag"));
+    snprintf (etag, sizeof etag, "%s", t_header (&resp, "ETag"));
+    assert_true (etag[0] == '"' && strlen (etag) > 2);
+    size_t full = resp.body_len;
+    assert_true (full > 100);
     t_free (&resp);
+    const char *conditions[] = { "%s", "W/%s", "\"nope\", %s", "*" };
+    for (size_t i = 0; i < sizeof conditions / sizeof conditions[0]; i++) {
+        char cond[128], request[512];
+        snprintf (cond, sizeof cond, conditions[i], etag);
+        int n = snprintf (request, sizeof request,
+                          "GET /console/console.css HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                          "If-None-Match: %s\r\n\r\n", cond);
+        resp = t_raw (s_http_port, request, (size_t) n);
+        assert_int_equal (resp.status, 304);
+        assert_int_equal (resp.body_len, 0);
+        assert_string_equal (t_header (&resp, "ETag"), etag);
+        t_free (&resp);
+    }
+    {
+        char request[512];
+        int n = snprintf (request, sizeof request,
+                          "GET /console/console.css HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                          "If-None-Match: \"0-0-0\"\r\n\r\n");
+        resp = t_raw (s_http_port, request, (size_t) n);
+        assert_int_equal (resp.status, 200);
+        assert_int_equal (resp.body_len, full);
+        t_free (&resp);
+    }
     resp = t_get (s_http_port, "/console/status.js");
     assert_int_equal (resp.status, 200);
     assert_string_equal (t_header (&resp, "Content-Type"), "text/javascript; charset=utf-8");
