@@ -467,15 +467,18 @@ contacts_outbox_deliver (intake_t *intake, gl_event_t *ev, int flags)
     return gl_outbox_defer (intake->outbox, ev, flags);
 }
 
-//  The outbox has deferred events: flush them once the requests of this pass are handled.
-//  event_active puts the flush behind every event already active in this pass (the other
-//  requests read in it), so they all share one append.
+//  The outbox has deferred events: flush them once the requests of this pass are handled and
+//  their answers written. A zero timer runs in the next pass of the loop, after its socket
+//  events: the answers queued in this pass go out first (the flush's append waits for Redis,
+//  under appendfsync always for an fsync, and must not hold them back), and the requests read
+//  meanwhile join the same append.
 static void
 s_on_wake (void *arg)
 {
     intake_t *intake = arg;
+    static const struct timeval now = { 0, 0 };
     if (intake->contacts && intake->contacts->flush)
-        event_active (intake->contacts->flush, EV_TIMEOUT, 0);
+        evtimer_add (intake->contacts->flush, &now);
 }
 
 static void
