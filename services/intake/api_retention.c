@@ -2,7 +2,8 @@
       POST /api/v1/retention/purge     admin: run the purge now (retention.h), audited
       POST /api/v1/persons/export      protection or admin: everything intake holds about one
                                        person (a data-subject access request), audited,
-                                       with scheduler's and referral's parts asked by bus
+                                       with scheduler's and referral's parts asked by bus,
+                                       both at once and without holding the loop
     The purge's timer is armed here too (retention_start), as route registration is the one
     place this concern is called from at start. */
 #include "audit.h"
@@ -25,9 +26,57 @@ static const struct {
 } s_others[] = { { "scheduler", "scheduler.person_export", false },
                  { "referral", "referral.person_export", true } };
 
-//  Ask the other services for the person's records: each answer {records, complete} goes under
-//  out[<service>]; the others are listed in out.not_asked.
+//  An export waiting for the other services' parts: each answer {records, complete} goes under
+//  out[<service>], the services that gave none under out.not_asked; the last answer replies.
+typedef struct {
+    http_req_t *req;                    //  deferred
+    json_t *out;
+    json_t *not_asked;
+    size_t waiting;
+} s_export_t;
+
+typedef struct {
+    s_export_t *export;
+    size_t k;                           //  index in s_others
+} s_part_t;
+
 static void
+s_export_done (s_export_t *e)
+{
+    json_object_set_new (e->out, "not_asked", e->not_asked);
+    http_reply_json (e->req, 200, e->out);
+    free (e);
+}
+
+static void
+s_on_part (intake_t *intake, const gl_reply_t *reply, void *arg)
+{
+    (void) intake;
+    s_part_t *part = arg;
+    s_export_t *e = part->export;
+    const char *service = s_others[part->k].service;
+    json_t *records = json_object_get (reply->body, "records");
+    if (!reply->local && reply->status == 200 && json_is_object (records)) {
+        bool complete = json_is_true (json_object_get (reply->body, "complete"));
+        json_object_set_new (e->out, service,
+                             json_pack ("{s:O, s:b}", "records", records, "complete", complete));
+        if (!complete)
+            json_object_set_new (e->out, "complete", json_false ());
+    }
+    else {
+        gl_warn ("intake: person export: %s did not answer %s (status %d %s)", service,
+                 s_others[part->k].op, reply->status, reply->error_code ? reply->error_code : "");
+        json_array_append_new (e->not_asked, json_string (service));
+    }
+    free (part);
+    if (--e->waiting == 0)
+        s_export_done (e);
+}
+
+//  Ask the other services for the person's records, all at once and without holding intake's
+//  loop (forward_call); the answer goes out when the last of them has answered or timed out
+//  (GL_INTAKE_<NAME>_TIMEOUT_MS). out is taken.
+static int
 s_ask_others (intake_t *intake, http_req_t *req, const char *kind, const char *value, json_t *out)
 {
     static const struct {
@@ -57,42 +106,52 @@ s_ask_others (intake_t *intake, http_req_t *req, const char *kind, const char *v
         if (id)
             json_array_append_new (ids, json_string (id));
     }
-    json_t *na = json_array ();
+    s_export_t *e = calloc (1, sizeof *e);
+    if (!e) {
+        json_decref (r);
+        json_decref (u);
+        json_decref (ids);
+        json_decref (out);
+        return http_reply_error (req, 500, "internal", "out of memory", NULL);
+    }
+    *e = (s_export_t) { .req = req, .out = out, .not_asked = json_array () };
+    //  One more than the calls while they are being sent, so that none can finish the export
+    //  before the last is out (answers come later, from the loop, but a refusal comes at once).
+    e->waiting = 1;
     for (size_t k = 0; k < sizeof s_others / sizeof s_others[0]; k++) {
-        gl_req_t *client = forward_client (intake, s_others[k].service);
-        if (!client) {
-            json_array_append_new (na, json_string (s_others[k].service));
-            continue;
-        }
         json_t *body = json_pack ("{s:{s:s, s:O, s:O}, s:s}", "caller", "user_id", who->user_id,
                                   "roles", r, "units", u, kind, norm);
         if (s_others[k].contact_ids)
             json_object_set (body, "contact_ids", ids);
-        gl_reply_t reply = { 0 };
-        int rc = gl_req_call (client, s_others[k].op, NULL, body,
-                              forward_timeout_ms (intake, s_others[k].service), &reply);
+        s_part_t *part = malloc (sizeof *part);
+        gl_reply_t refusal = { 0 };
+        int rc = -1;
+        if (part && body) {
+            *part = (s_part_t) { .export = e, .k = k };
+            rc = forward_call (intake, s_others[k].service, s_others[k].op, NULL, body,
+                               s_on_part, part, &refusal);
+        }
         json_decref (body);
-        json_t *records = json_object_get (reply.body, "records");
-        if (rc == 0 && reply.status == 200 && json_is_object (records)) {
-            bool complete = json_is_true (json_object_get (reply.body, "complete"));
-            json_object_set_new (out, s_others[k].service,
-                                 json_pack ("{s:O, s:b}", "records", records, "complete",
-                                            complete));
-            if (!complete)
-                json_object_set_new (out, "complete", json_false ());
-        }
+        if (rc == 0)
+            e->waiting++;
         else {
-            gl_warn ("intake: person export: %s did not answer %s (status %d %s)",
-                     s_others[k].service, s_others[k].op, reply.status,
-                     reply.error_code ? reply.error_code : "");
-            json_array_append_new (na, json_string (s_others[k].service));
+            free (part);
+            if (refusal.error_code && strcmp (refusal.error_code, "not_configured") != 0)
+                gl_warn ("intake: person export: %s not asked (%s)", s_others[k].service,
+                         refusal.error_code);
+            json_array_append_new (e->not_asked, json_string (s_others[k].service));
         }
-        gl_reply_clear (&reply);
+        gl_reply_clear (&refusal);
     }
     json_decref (r);
     json_decref (u);
     json_decref (ids);
-    json_object_set_new (out, "not_asked", na);
+    if (--e->waiting == 0) {
+        s_export_done (e);
+        return 0;
+    }
+    http_defer (req);
+    return 0;
 }
 
 static int
@@ -156,8 +215,7 @@ s_export (intake_t *intake, http_req_t *req)
         return http_reply_error (req, 503, "unavailable", "cannot audit the export now; retry",
                                  NULL);
     }
-    s_ask_others (intake, req, kind, value, out);
-    return http_reply_json (req, 200, out);
+    return s_ask_others (intake, req, kind, value, out);
 }
 
 void

@@ -29,7 +29,6 @@ typedef struct {
     gl_req_t *req;                      //  asynchronous calls; NULL when GL_ENDPOINT_<NAME> is
                                         //  not set (or not valid)
     struct event *on_reply;             //  req's ZMQ_FD readable
-    gl_req_t *sync;                     //  forward_client's, made on first use
     int timeout_ms;
     gl_metric_t *unavailable;           //  answers of 503 <name>_unavailable
 } s_client_t;
@@ -87,7 +86,6 @@ forward_destroy (intake_t *intake)
         if (c->on_reply)
             event_free (c->on_reply);
         gl_req_destroy (&c->req);
-        gl_req_destroy (&c->sync);
     }
     free (self);
     intake->forward = NULL;
@@ -178,16 +176,6 @@ s_client (intake_t *intake, const char *service)
                                          "service did not answer usefully",
                                          metric);
     return c;
-}
-
-gl_req_t *
-forward_client (intake_t *intake, const char *service)
-{
-    assert (intake && service);
-    s_client_t *c = s_client (intake, service);
-    if (!c->sync && c->req)
-        c->sync = s_connect (intake, c);
-    return c->sync;
 }
 
 int

@@ -41,8 +41,8 @@
     GL_INTAKE_<NAME>_TIMEOUT_MS (2000), GL_INTAKE_<NAME>_TOKEN (default: the first of
     GL_BUS_TOKENS).
 
-    intake's own requests to other services use the same machinery (forward_call; booking.c),
-    or, where they still wait on the loop, a client of their own (forward_client).
+    intake's own requests to other services use the same machinery (forward_call: booking.c,
+    board.c's wallboard, api_retention.c's person export): none waits on the loop.
 */
 #ifndef INTAKE_FORWARD_H
 #define INTAKE_FORWARD_H
@@ -69,10 +69,6 @@ typedef struct {
 //  Register routes (borrowed: a static table). Asserts on a malformed entry.
 void forward_routes (intake_t *intake, const forward_route_t *routes, size_t n);
 
-//  A synchronous client for service name (GL_ENDPOINT_<NAME>), made on first use, with its token
-//  set; NULL when the endpoint is not configured. For intake's callers that still wait on the
-//  loop (gl_req_call); it is a socket of its own, apart from the asynchronous calls'.
-gl_req_t *forward_client (intake_t *intake, const char *service);
 
 //  The end of an asynchronous call (forward_call): reply (borrowed for the call) is the
 //  service's answer, any status, or, with reply->local, one made up here: 504 "timeout" at the
