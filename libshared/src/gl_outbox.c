@@ -31,11 +31,18 @@ struct _gl_outbox_t {
     gl_outbox_wake_fn *wake;
     void *wake_arg;
     gl_outbox_clear_fn *clear;          //  gl_outbox_set_clear; NULL: HDEL here
+    //  Copies of the events staged and not yet seen committed (gl_outbox_settle).
+    gl_event_t *staged_evs[GL_OUTBOX_BATCH_MAX];
+    int staged_flags[GL_OUTBOX_BATCH_MAX];
+    size_t nstaged;
+    bool staged_overflow;
     void *clear_arg;
     //  Event ids whose entries are being written over an asynchronous connection (unordered).
     char (*held)[GL_ID_LEN + 1];
     size_t nheld;
 };
+
+static void s_staged_clear (gl_outbox_t *self);
 
 gl_outbox_t *
 gl_outbox_new (gl_redis_t *redis, gl_pub_t *pub, const char *key, const char *metrics_name)
@@ -74,6 +81,7 @@ gl_outbox_destroy (gl_outbox_t **self_p)
                  self->queued);
     for (size_t i = 0; i < self->queued; i++)
         gl_event_destroy (&self->queue[i]);
+    s_staged_clear (self);
     free (self->held);
     free (self);
     *self_p = NULL;
@@ -114,6 +122,35 @@ gl_outbox_entry (gl_outbox_t *self, const gl_event_t *ev, int flags)
     return text;
 }
 
+//  A copy of ev (id, time, corr, data), or NULL when out of memory.
+static gl_event_t *
+s_copy (const gl_event_t *ev)
+{
+    gl_event_t *copy = gl_event_new (ev->type);
+    json_t *data = json_deep_copy (ev->data);
+    if (!copy || !data) {
+        gl_event_destroy (&copy);
+        json_decref (data);
+        return NULL;
+    }
+    memcpy (copy->id, ev->id, sizeof copy->id);
+    copy->ts = ev->ts;
+    gl_event_set_corr (copy, ev->corr);
+    json_decref (copy->data);
+    copy->data = data;
+    return copy;
+}
+
+//  Forget the staged copies (the sweep has looked at the whole outbox).
+static void
+s_staged_clear (gl_outbox_t *self)
+{
+    for (size_t i = 0; i < self->nstaged; i++)
+        gl_event_destroy (&self->staged_evs[i]);
+    self->nstaged = 0;
+    self->staged_overflow = false;
+}
+
 int
 gl_outbox_stage (gl_outbox_t *self, gl_tx_t *tx, const gl_event_t *ev, int flags)
 {
@@ -123,9 +160,69 @@ gl_outbox_stage (gl_outbox_t *self, gl_tx_t *tx, const gl_event_t *ev, int flags
         return -1;
     int rc = gl_tx_cmdf (tx, "HSET %s %s %s", self->key, ev->id, entry);
     free (entry);
-    if (rc == 0)
+    if (rc == 0) {
         self->staged++;
+        //  Kept, so that gl_outbox_settle can deliver it once committed without a sweep. The
+        //  same event staged again (a transaction retried after a failed commit) is kept once:
+        //  it is one entry, and must be one append.
+        bool known = false;
+        for (size_t i = 0; i < self->nstaged && !known; i++)
+            if (strcmp (self->staged_evs[i]->id, ev->id) == 0) {
+                self->staged_flags[i] = flags;
+                known = true;
+            }
+        gl_event_t *copy = known || self->nstaged >= GL_OUTBOX_BATCH_MAX ? NULL : s_copy (ev);
+        if (copy) {
+            self->staged_evs[self->nstaged] = copy;
+            self->staged_flags[self->nstaged++] = flags;
+        }
+        else if (!known)
+            self->staged_overflow = true;
+    }
     return rc;
+}
+
+int
+gl_outbox_settle (gl_outbox_t *self)
+{
+    assert (self);
+    if (self->staged_overflow)
+        return gl_outbox_sweep (self);  //  it forgets the copies
+    if (self->nstaged == 0)
+        return 0;
+    const char *argv[2 + GL_OUTBOX_BATCH_MAX];
+    argv[0] = "HMGET";
+    argv[1] = self->key;
+    for (size_t i = 0; i < self->nstaged; i++)
+        argv[2 + i] = self->staged_evs[i]->id;
+    redisReply *r = gl_redis_cmdargv (self->redis, (int) (2 + self->nstaged), argv, NULL);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != self->nstaged) {
+        if (r)
+            freeReplyObject (r);
+        return -1;                      //  kept: the next settle or the sweep
+    }
+    //  Committed (its entry is there): delivered now, in staging order. Not there: its
+    //  transaction was rolled back, or is not committed yet (a manual checkpoint): kept until
+    //  the next settle, or forgotten by the next sweep, which looks at everything.
+    size_t kept = 0;
+    int delivered = 0;
+    for (size_t i = 0; i < self->nstaged; i++) {
+        gl_event_t *ev = self->staged_evs[i];
+        if (r->element[i]->type == REDIS_REPLY_STRING) {
+            if (gl_outbox_defer (self, ev, self->staged_flags[i]) == 0)
+                delivered++;
+            gl_event_destroy (&ev);
+        }
+        else {
+            self->staged_evs[kept] = ev;
+            self->staged_flags[kept++] = self->staged_flags[i];
+        }
+    }
+    self->nstaged = kept;
+    freeReplyObject (r);
+    if (self->queued && gl_outbox_flush (self) < 0)
+        return -1;
+    return delivered;
 }
 
 //  --------------------------------------------------------------------------------------------
@@ -204,20 +301,12 @@ gl_outbox_defer (gl_outbox_t *self, const gl_event_t *ev, int flags)
     assert (self && ev && json_is_object (ev->data));
     if (self->queued == GL_OUTBOX_BATCH_MAX)
         gl_outbox_flush (self);
-    gl_event_t *copy = gl_event_new (ev->type);
-    json_t *data = json_deep_copy (ev->data);
-    if (!copy || !data) {
-        gl_event_destroy (&copy);
-        json_decref (data);
+    gl_event_t *copy = s_copy (ev);
+    if (!copy) {
         gl_warn ("outbox: %s %s not queued (out of memory); the sweep will deliver it", ev->type,
                  ev->id);
         return -1;
     }
-    memcpy (copy->id, ev->id, sizeof copy->id);
-    copy->ts = ev->ts;
-    gl_event_set_corr (copy, ev->corr);
-    json_decref (copy->data);
-    copy->data = data;
     self->queue[self->queued] = copy;
     self->queue_flags[self->queued] = flags;
     if (self->queued++ == 0 && self->wake)
@@ -484,6 +573,9 @@ gl_outbox_sweep (gl_outbox_t *self)
         }
         freeReplyObject (r);
     } while (strcmp (cursor, "0") != 0 && seen < S_SWEEP_MAX);
+    //  Whatever was staged and committed, the sweep has just delivered.
+    if (strcmp (cursor, "0") == 0)
+        s_staged_clear (self);
     self->pending = seen - delivered;
     if (self->m_pending)
         gl_metric_set (self->m_pending, self->pending);

@@ -596,10 +596,15 @@ gl_service_run (gl_service_t *self)
                     gl_service_fail (self, "a timer's work failed");
             }
         }
-        //  Events that handlers staged are delivered right after their commit.
+        //  Events that handlers staged are delivered right after their commit; the sweep, on
+        //  its timer, catches whatever else is left.
         uint64_t s = gl_outbox_staged (self->outbox);
-        if (s != staged || now >= sweep_due) {
+        if (s != staged) {
             staged = s;
+            if (gl_outbox_settle (self->outbox) < 0)
+                gl_warn ("%s: staged events not delivered now; the sweep will", self->name);
+        }
+        if (now >= sweep_due) {
             s_sweep (self);
             sweep_due = gl_mono_ms () + S_SWEEP_MS;
         }

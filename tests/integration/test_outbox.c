@@ -6,6 +6,7 @@
 #include "gl/gl_buslog.h"
 #include "gl/gl_outbox.h"
 #include "gl/gl_pub.h"
+#include "gl/gl_sub.h"
 #include "gl_testenv.h"
 #include <setjmp.h>
 #include <stdarg.h>
@@ -271,6 +272,63 @@ test_hold_and_clear (void **state)
     json_decref (seen);
 }
 
+//  A subscriber's staged events: settle delivers those whose transaction committed (their
+//  entries are there) in staging order, once each, keeps the others until a sweep.
+static void
+test_settle (void **state)
+{
+    (void) state;
+    json_t *seen = t_log ();
+    int next = (int) json_array_size (seen) + 1;
+    json_decref (seen);
+    gl_outbox_t *outbox = gl_outbox_new (s_rc, s_pub, T_KEY, NULL);
+    assert_non_null (outbox);
+    gl_tx_t *tx = gl_tx_new ();
+    gl_event_t *evs[3];
+    for (int i = 0; i < 3; i++) {
+        evs[i] = gl_event_new ("test.staged");
+        json_object_set_new (evs[i]->data, "i", json_integer (next + i));
+        assert_int_equal (gl_outbox_stage (outbox, tx, evs[i], 0), 0);
+    }
+    //  The first staged twice (its transaction retried): one entry, one append.
+    assert_int_equal (gl_outbox_stage (outbox, tx, evs[0], 0), 0);
+    assert_int_equal (gl_outbox_staged (outbox), 4);
+    //  Commit what a transaction of events 0 and 1 would write; event 2's was rolled back.
+    for (int i = 0; i < 2; i++) {
+        char *entry = gl_outbox_entry (outbox, evs[i], 0);
+        redisReply *r = gl_redis_cmd (s_rc, "HSET %s %s %s", T_KEY, evs[i]->id, entry);
+        freeReplyObject (r);
+        free (entry);
+    }
+    assert_int_equal (gl_outbox_settle (outbox), 2);
+    assert_int_equal (t_outbox_len (), 0);
+    assert_int_equal (gl_outbox_settle (outbox), 0);          //  event 2: still not there
+    //  Event 2 committed late: the next settle delivers it.
+    char *entry = gl_outbox_entry (outbox, evs[2], 0);
+    redisReply *r = gl_redis_cmd (s_rc, "HSET %s %s %s", T_KEY, evs[2]->id, entry);
+    freeReplyObject (r);
+    free (entry);
+    assert_int_equal (gl_outbox_settle (outbox), 1);
+    assert_int_equal (t_outbox_len (), 0);
+    seen = t_log ();
+    assert_int_equal (json_array_size (seen), (size_t) (next + 2));
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (json_integer_value (json_array_get (seen, (size_t) (next - 1 + i))),
+                          next + i);
+    json_decref (seen);
+    //  A staged event never committed is forgotten by a complete sweep.
+    gl_event_t *lost = gl_event_new ("test.staged");
+    json_object_set_new (lost->data, "i", json_integer (-1));
+    assert_int_equal (gl_outbox_stage (outbox, tx, lost, 0), 0);
+    assert_int_equal (gl_outbox_sweep (outbox), 0);
+    assert_int_equal (gl_outbox_settle (outbox), 0);
+    gl_event_destroy (&lost);
+    for (int i = 0; i < 3; i++)
+        gl_event_destroy (&evs[i]);
+    gl_tx_destroy (&tx);
+    gl_outbox_destroy (&outbox);
+}
+
 static int
 t_setup (void **state)
 {
@@ -302,6 +360,7 @@ main (void)
         cmocka_unit_test (test_defer_then_flush),
         cmocka_unit_test (test_sweep_full_queue_and_destroy),
         cmocka_unit_test (test_hold_and_clear),
+        cmocka_unit_test (test_settle),
     };
     return cmocka_run_group_tests_name ("gl_outbox batches", tests, t_setup, t_teardown);
 }

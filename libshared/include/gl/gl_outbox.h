@@ -42,8 +42,9 @@ const char *gl_outbox_key (gl_outbox_t *self);
 char *gl_outbox_entry (gl_outbox_t *self, const gl_event_t *ev, int flags);
 
 //  Queue the entry's HSET in tx (a gl_sub handler's transaction), so the event is stored in the
-//  same atomic step as the handler's writes and its cursor advance; the service's loop sweeps
-//  after the commit (gl_service does). 0, or -1 (out of memory).
+//  same atomic step as the handler's writes and its cursor advance; after the commit the
+//  service's loop calls gl_outbox_settle (gl_service does), which delivers it. 0, or -1 (out
+//  of memory).
 int gl_outbox_stage (gl_outbox_t *self, gl_tx_t *tx, const gl_event_t *ev, int flags);
 
 //  Publish ev, whose entry was just written (step 2), and delete the entry (after flushing what
@@ -109,8 +110,17 @@ size_t gl_outbox_deferred (gl_outbox_t *self);
 //  delivered, or -1 when Redis or the publisher failed.
 int gl_outbox_sweep (gl_outbox_t *self);
 
-//  Events staged with gl_outbox_stage so far (gl_service sweeps when it changes).
+//  Events staged with gl_outbox_stage so far (gl_service settles when it changes).
 uint64_t gl_outbox_staged (gl_outbox_t *self);
+
+//  After the transactions that staged events were committed (a subscriber's gl_sub_handle or
+//  gl_sub_tick has returned): deliver the staged events whose entries are now in the outbox,
+//  with one HMGET and one flush, instead of a sweep that searches the log for each entry.
+//  gl_outbox_stage keeps a copy of each staged event for this (at most GL_OUTBOX_BATCH_MAX;
+//  beyond, settle sweeps). An entry not there (rolled back, or not committed yet) keeps its
+//  copy until the next settle; a complete sweep forgets them all. Returns the number
+//  delivered, or -1 (Redis or the publisher failed: the sweep delivers later).
+int gl_outbox_settle (gl_outbox_t *self);
 
 //  Entries seen but not delivered by the last sweep.
 int64_t gl_outbox_pending (gl_outbox_t *self);
