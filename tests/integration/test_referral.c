@@ -922,17 +922,6 @@ test_bad_config_stops_the_start (void **state)
     assert_true (found);
 }
 
-//  A clean stop: exit status 0, and nothing in the service's log from the sanitizers.
-static void
-test_clean_stop (void **state)
-{
-    int status = gl_test_stop (s_referral, 20000);
-    s_referral = -1;
-    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    static const char *const reports[] = { "Sanitizer", "runtime error", NULL };
-    t_log_clean (reports);
-}
-
 int
 main (void)
 {

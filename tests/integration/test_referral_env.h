@@ -380,4 +380,17 @@ t_log_clean (const char *const *needles)
     fclose (f);
 }
 
+//  A clean stop: exit status 0, and nothing in the service's log from the sanitizers. Last in a
+//  test file: the service is gone afterwards.
+static __attribute__ ((unused)) void
+test_clean_stop (void **state)
+{
+    (void) state;
+    int status = gl_test_stop (s_referral, 20000);
+    s_referral = -1;
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    static const char *const reports[] = { "Sanitizer", "runtime error", NULL };
+    t_log_clean (reports);
+}
+
 #endif
