@@ -17,6 +17,7 @@
 #include "gl/gl_log.h"
 #include "gl/gl_rep.h"
 #include "gl_testintake.h"
+#include "gl_testrep.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,7 +30,7 @@
 
 static gl_testintake_t *s_intake;
 static char s_token[128];
-static atomic_bool s_stop, s_round_over;
+static atomic_bool s_round_over;
 static int s_slow_ms = 100;
 
 //  Latencies of the prompt requests of one round, in µs.
@@ -58,19 +59,6 @@ s_slow_op (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_error_
     return 200;
 }
 
-static void *
-s_server (void *arg)
-{
-    gl_rep_t *rep = arg;
-    zpoller_t *poller = zpoller_new (gl_rep_sock (rep), NULL);
-    while (!atomic_load (&s_stop)) {
-        void *which = zpoller_wait (poller, gl_rep_pending (rep) ? 0 : 50);
-        if (which || gl_rep_pending (rep))
-            gl_rep_dispatch (rep);
-    }
-    zpoller_destroy (&poller);
-    return NULL;
-}
 
 static void *
 s_client (void *arg)
@@ -172,9 +160,11 @@ main (int argc, char **argv)
     gl_rep_set_tokens (slow, "tok-bench");
     gl_rep_on (prompt, "notifier.status", s_prompt_op, NULL);
     gl_rep_on (slow, "referral.units", s_slow_op, NULL);
-    pthread_t tp, ts;
-    pthread_create (&tp, NULL, s_server, prompt);
-    pthread_create (&ts, NULL, s_server, slow);
+    gl_testrep_t *tp = gl_testrep_start (prompt), *ts = gl_testrep_start (slow);
+    if (!tp || !ts) {
+        fprintf (stderr, "bench_forward: cannot start the stand-in services\n");
+        return 1;
+    }
     char notifier[300], referral[300];
     snprintf (notifier, sizeof notifier, "GL_ENDPOINT_NOTIFIER=%s", gl_rep_endpoint (prompt));
     snprintf (referral, sizeof referral, "GL_ENDPOINT_REFERRAL=%s", gl_rep_endpoint (slow));
@@ -194,9 +184,8 @@ main (int argc, char **argv)
             "clients=%d slow_ms=%d\n",
             a[0], a[2], b[0], b[2], clients, s_slow_ms);
     gl_testintake_destroy (&s_intake);
-    atomic_store (&s_stop, true);
-    pthread_join (tp, NULL);
-    pthread_join (ts, NULL);
+    gl_testrep_stop (&tp);
+    gl_testrep_stop (&ts);
     gl_rep_destroy (&prompt);
     gl_rep_destroy (&slow);
     gl_testredis_destroy (&redis);

@@ -19,6 +19,7 @@
 #include "gl/gl_req.h"
 #include "gl_testintake.h"
 #include <poll.h>
+#include "gl_testrep.h"
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,11 +38,11 @@ static gl_testintake_t *s_intake;
 static gl_rep_t *s_rep;
 static atomic_bool s_stop;
 static atomic_int s_slow_done;          //  slow answers finished (the server is free again)
-static pthread_t s_thread;
+static gl_testrep_t *s_thread;        //  serves s_rep
 //  The holding stand-in: held counts the requests that reached a holding handler, released the
 //  ones the test has let go.
 static gl_rep_t *s_hold;
-static pthread_t s_hold_thread;
+static gl_testrep_t *s_hold_thread;   //  serves s_hold
 static atomic_int s_held, s_released;
 static char s_sup[128];                 //  a supervisor's token for the tests below
 
@@ -98,19 +99,6 @@ s_prompt_op (void *arg, const gl_rep_request_t *req, json_t **reply, gl_rep_erro
     return 200;
 }
 
-static void *
-s_server (void *arg)
-{
-    gl_rep_t *rep = arg;
-    zpoller_t *poller = zpoller_new (gl_rep_sock (rep), NULL);
-    while (!atomic_load (&s_stop)) {
-        void *which = zpoller_wait (poller, gl_rep_pending (rep) ? 0 : 50);
-        if (which || gl_rep_pending (rep))
-            gl_rep_dispatch (rep);
-    }
-    zpoller_destroy (&poller);
-    return NULL;
-}
 
 //  Send a request on a connection of its own and leave the answer unread. The socket.
 static int
@@ -491,7 +479,9 @@ s_setup (void **state)
     gl_rep_set_tokens (s_rep, "tok-fwd");
     gl_rep_on (s_rep, "notifier.status", s_status, NULL);
     gl_rep_on (s_rep, "notifier.dead_replay", s_replay, NULL);
-    pthread_create (&s_thread, NULL, s_server, s_rep);
+    s_thread = gl_testrep_start (s_rep);
+    if (!s_thread)
+        return -1;
     s_hold = gl_rep_new ("tcp://127.0.0.1:*");
     if (!s_hold)
         return -1;
@@ -499,7 +489,9 @@ s_setup (void **state)
     gl_rep_on (s_hold, "referral.units", s_held_op, NULL);
     gl_rep_on (s_hold, "scheduler.centres", s_held_op, NULL);
     gl_rep_on (s_hold, "referral.lifecycle", s_prompt_op, NULL);
-    pthread_create (&s_hold_thread, NULL, s_server, s_hold);
+    s_hold_thread = gl_testrep_start (s_hold);
+    if (!s_hold_thread)
+        return -1;
     char endpoint[300], referral[300], scheduler[300];
     snprintf (endpoint, sizeof endpoint, "GL_ENDPOINT_NOTIFIER=%s", gl_rep_endpoint (s_rep));
     snprintf (referral, sizeof referral, "GL_ENDPOINT_REFERRAL=%s", gl_rep_endpoint (s_hold));
@@ -521,9 +513,9 @@ s_teardown (void **state)
 {
     (void) state;
     gl_testintake_destroy (&s_intake);
-    atomic_store (&s_stop, true);
-    pthread_join (s_thread, NULL);
-    pthread_join (s_hold_thread, NULL);
+    atomic_store (&s_stop, true);         //  a held request lets go
+    gl_testrep_stop (&s_thread);
+    gl_testrep_stop (&s_hold_thread);
     gl_rep_destroy (&s_rep);
     gl_rep_destroy (&s_hold);
     gl_testredis_destroy (&s_redis);
