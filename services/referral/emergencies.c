@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_KEY_MAX   160
+#define S_KEY_MAX   RF_KEY_MAX
 #define S_ATTEMPTS  5
 
 static const char *const s_types[] = { "threat_to_life", "medical", "violence_or_abuse",
@@ -87,74 +87,27 @@ rf_emergency_view (const json_t *rec)
     return v;
 }
 
-//  A change in the making (as in referrals.c).
-typedef struct {
-    referral_t *self;
-    json_t *rec, *set;
-    rf_ops_t *ops;
-    rf_events_t evs;
-    int64_t now;
-    char id[GL_ID_LEN + 1];
-    char key[S_KEY_MAX];
-    int alarms;
-} s_change_t;
+//  A change in the making (referral.h).
+typedef rf_change_t s_change_t;
 
 static void
 s_init (s_change_t *c, referral_t *self, const char *id)
 {
-    memset (c, 0, sizeof *c);
-    c->self = self;
-    snprintf (c->id, sizeof c->id, "%s", id);
-    rf_emergency_key (id, c->key, sizeof c->key);
-    c->set = json_object ();
-    c->ops = rf_ops_new ();
-    c->now = gl_now_ms ();
+    char key[RF_KEY_MAX];
+    rf_emergency_key (id, key, sizeof key);
+    rf_change_init (c, self, id, key, NULL);
 }
 
-static void
-s_clear (s_change_t *c)
-{
-    json_decref (c->rec);
-    json_decref (c->set);
-    rf_ops_destroy (&c->ops);
-    rf_events_drop (&c->evs);
-    c->rec = c->set = NULL;
-}
-
-static void
-s_set_str (s_change_t *c, const char *field, const char *v)
-{
-    json_object_set_new (c->set, field, json_string (v ? v : ""));
-    json_object_set_new (c->rec, field, json_string (v ? v : ""));
-}
-
-static void
-s_set_int (s_change_t *c, const char *field, int64_t v)
-{
-    char buf[24];
-    snprintf (buf, sizeof buf, "%" PRId64, v);
-    s_set_str (c, field, buf);
-}
-
+//  An event about the emergency: its id, unit, status and level, then extra (taken).
 static void
 s_event (s_change_t *c, const char *type, json_t *extra)
 {
-    gl_event_t *ev = gl_event_new (type);
-    if (!ev) {
-        json_decref (extra);
-        return;
-    }
-    gl_event_set_corr (ev, c->id);
-    json_object_set_new (ev->data, "emergency_id", json_string (c->id));
-    json_object_set_new (ev->data, "unit", json_string (rf_str (c->rec, "unit")));
-    json_object_set_new (ev->data, "status", json_string (rf_str (c->rec, "status")));
-    json_object_set_new (ev->data, "level", json_integer (rf_int (c->rec, "level")));
+    json_t *all = json_pack ("{s:I}", "level", (json_int_t) rf_int (c->rec, "level"));
     if (extra) {
-        json_object_update (ev->data, extra);
+        json_object_update (all, extra);
         json_decref (extra);
     }
-    if (rf_events_add (c->self, &c->evs, c->ops, ev, GL_PUB_CRITICAL) < 0)
-        gl_error ("referral: event %s of emergency %s not queued", type, c->id);
+    rf_change_event (c, type, "emergency_id", all, GL_PUB_CRITICAL);
 }
 
 //  An emergency notice to kind/ref (a user on sms, voice and console; a role on the console).
@@ -207,8 +160,8 @@ s_index (s_change_t *c)
 static void
 s_close_change (s_change_t *c)
 {
-    s_set_int (c, "version", rf_int (c->rec, "version") + 1);
-    s_set_int (c, "alarms", rf_int (c->rec, "alarms") + c->alarms);
+    rf_change_set_int (c, "version", rf_int (c->rec, "version") + 1);
+    rf_change_set_int (c, "alarms", rf_int (c->rec, "alarms") + c->alarms);
     rf_ops_hset_json (c->ops, c->key, c->set);
     s_index (c);
 }
@@ -288,28 +241,28 @@ rf_emergency_raised (referral_t *self, const gl_event_t *ev, gl_tx_t *tx)
     //  Nobody on the roster at this hour: the focal point, else every supervisor's console.
     const char *on_duty = primary[0] ? primary : unit->focal;
     int64_t raised = ev->ts ? ev->ts : c.now;
-    s_set_str (&c, "emergency_id", id);
-    s_set_str (&c, "status", "alarm");
-    s_set_str (&c, "type", type);
-    s_set_str (&c, "contact_id", contact);
-    s_set_str (&c, "call_id", call);
-    s_set_str (&c, "location", location);
-    s_set_str (&c, "language", language);
-    s_set_str (&c, "callback_possible", json_is_true (cb) ? "1" : "0");
-    s_set_str (&c, "agent_id", agent);
-    s_set_str (&c, "unit", cfg->emergency_unit);
-    s_set_str (&c, "on_duty", on_duty);
-    s_set_str (&c, "backup", backup);
-    s_set_int (&c, "raised_at", raised);
-    s_set_int (&c, "dispatched_at", c.now);
-    s_set_int (&c, "ack_due", c.now + cfg->emergency_ack_ms);
-    s_set_int (&c, "level", 1);
+    rf_change_set_str (&c, "emergency_id", id);
+    rf_change_set_str (&c, "status", "alarm");
+    rf_change_set_str (&c, "type", type);
+    rf_change_set_str (&c, "contact_id", contact);
+    rf_change_set_str (&c, "call_id", call);
+    rf_change_set_str (&c, "location", location);
+    rf_change_set_str (&c, "language", language);
+    rf_change_set_str (&c, "callback_possible", json_is_true (cb) ? "1" : "0");
+    rf_change_set_str (&c, "agent_id", agent);
+    rf_change_set_str (&c, "unit", cfg->emergency_unit);
+    rf_change_set_str (&c, "on_duty", on_duty);
+    rf_change_set_str (&c, "backup", backup);
+    rf_change_set_int (&c, "raised_at", raised);
+    rf_change_set_int (&c, "dispatched_at", c.now);
+    rf_change_set_int (&c, "ack_due", c.now + cfg->emergency_ack_ms);
+    rf_change_set_int (&c, "level", 1);
     int64_t next = c.now + (cfg->emergency_repeat_ms < cfg->emergency_ack_ms
                                 ? cfg->emergency_repeat_ms : cfg->emergency_ack_ms);
-    s_set_int (&c, "next_at", next);
-    s_set_int (&c, "delivered", 0);
-    s_set_int (&c, "version", 0);
-    s_set_str (&c, "event_id", ev->id);
+    rf_change_set_int (&c, "next_at", next);
+    rf_change_set_int (&c, "delivered", 0);
+    rf_change_set_int (&c, "version", 0);
+    rf_change_set_str (&c, "event_id", ev->id);
     s_alarm (&c, "emergency.alarm", "user", on_duty);
     s_alarm (&c, "emergency.alarm", "role", "supervisor");
     s_close_change (&c);
@@ -321,7 +274,7 @@ rf_emergency_raised (referral_t *self, const gl_event_t *ev, gl_tx_t *tx)
     int rc = rf_ops_to_tx (c.ops, tx) == 0 && rf_events_stage (self, &c.evs, tx) == 0 ? 0 : -1;
     gl_info ("referral: emergency %s dispatched to the %s unit (%d alarms)", id,
              cfg->emergency_unit, c.alarms);
-    s_clear (&c);
+    rf_change_clear (&c);
     return rc;
 }
 
@@ -382,7 +335,7 @@ rf_emergency_change (referral_t *self, const gl_rep_request_t *req, const rf_cal
         bool failed;
         c.rec = rf_store_hgetall (self->redis, c.key, &failed);
         if (failed || !c.rec) {
-            s_clear (&c);
+            rf_change_clear (&c);
             return failed ? gl_rep_error (err, 503, "unavailable", NULL, "storage unreachable; retry")
                           : gl_rep_error (err, 404, "not_found", "id", "no such emergency");
         }
@@ -393,14 +346,14 @@ rf_emergency_change (referral_t *self, const gl_rep_request_t *req, const rf_cal
             if (strcmp (status, "alarm") != 0) {
                 //  Acknowledging twice is not an error: the first acknowledgement stands.
                 *reply = json_pack ("{s:o}", "emergency", rf_emergency_view (c.rec));
-                s_clear (&c);
+                rf_change_clear (&c);
                 return 200;
             }
             int64_t delay = c.now - rf_int (c.rec, "raised_at");
-            s_set_str (&c, "status", "acknowledged");
-            s_set_int (&c, "acked_at", c.now);
-            s_set_str (&c, "acked_by", caller->user_id);
-            s_set_int (&c, "next_at", 0);
+            rf_change_set_str (&c, "status", "acknowledged");
+            rf_change_set_int (&c, "acked_at", c.now);
+            rf_change_set_str (&c, "acked_by", caller->user_id);
+            rf_change_set_int (&c, "next_at", 0);
             s_close_change (&c);
             s_event (&c, "emergency.acknowledged",
                      json_pack ("{s:s, s:I, s:I, s:b}", "by", caller->user_id, "at",
@@ -409,22 +362,22 @@ rf_emergency_change (referral_t *self, const gl_rep_request_t *req, const rf_cal
         }
         else if (strcmp (action, "close") == 0) {
             if (strcmp (status, "acknowledged") != 0) {
-                s_clear (&c);
+                rf_change_clear (&c);
                 return gl_rep_error (err, 409, "invalid_transition", "status",
                                      "cannot close an emergency that is %s (acknowledge it first)",
                                      strcmp (status, "alarm") == 0 ? "not acknowledged" : status);
             }
-            s_set_str (&c, "status", "closed");
-            s_set_str (&c, "outcome", outcome);
-            s_set_int (&c, "closed_at", c.now);
-            s_set_str (&c, "closed_by", caller->user_id);
+            rf_change_set_str (&c, "status", "closed");
+            rf_change_set_str (&c, "outcome", outcome);
+            rf_change_set_int (&c, "closed_at", c.now);
+            rf_change_set_str (&c, "closed_by", caller->user_id);
             s_close_change (&c);
             s_event (&c, "emergency.closed",
                      json_pack ("{s:s, s:s, s:I}", "outcome", outcome, "by", caller->user_id,
                                 "at", (json_int_t) c.now));
         }
         else {
-            s_clear (&c);
+            rf_change_clear (&c);
             return gl_rep_error (err, 404, "not_found", NULL, "no such action");
         }
         json_t *out = json_pack ("{s:o}", "emergency", rf_emergency_view (c.rec));
@@ -439,12 +392,12 @@ rf_emergency_change (referral_t *self, const gl_rep_request_t *req, const rf_cal
         if (rc == RF_STORE_OK) {
             rf_events_deliver (self, &c.evs);
             gl_info ("referral: emergency %s %s", id, action);
-            s_clear (&c);
+            rf_change_clear (&c);
             *reply = out;
             return 200;
         }
         json_decref (out);
-        s_clear (&c);
+        rf_change_clear (&c);
         if (rc == RF_STORE_IN_PROGRESS)
             return gl_rep_error (err, 409, "in_progress", NULL, "the same request is being handled");
         if (rc == RF_STORE_ERROR)
@@ -466,14 +419,14 @@ rf_emergency_escalate (referral_t *self, const char *id, int64_t now)
     bool failed;
     c.rec = rf_store_hgetall (self->redis, c.key, &failed);
     if (failed) {
-        s_clear (&c);
+        rf_change_clear (&c);
         return -1;
     }
     if (!c.rec) {
         redisReply *r = gl_redis_cmd (self->redis, "ZREM %s %s", RF_KEY_EMG_DUE, id);
         if (r)
             freeReplyObject (r);
-        s_clear (&c);
+        rf_change_clear (&c);
         return 0;
     }
     char version[24];
@@ -482,7 +435,7 @@ rf_emergency_escalate (referral_t *self, const char *id, int64_t now)
     if (strcmp (rf_str (c.rec, "status"), "alarm") != 0 || next <= 0 || next > now) {
         s_index (&c);
         rf_store_rc_t rc = rf_store_apply (self->redis, c.key, version, NULL, NULL, NULL, 0, 0, c.ops);
-        s_clear (&c);
+        rf_change_clear (&c);
         return rc == RF_STORE_ERROR ? -1 : 0;
     }
     const rf_unit_t *unit = rf_config_unit (cfg, rf_str (c.rec, "unit"));
@@ -495,7 +448,7 @@ rf_emergency_escalate (referral_t *self, const char *id, int64_t now)
         step = "resend";
     else {
         level++;
-        s_set_int (&c, "level", level);
+        rf_change_set_int (&c, "level", level);
         if (level == 2) {
             step = "backup";
             s_alarm (&c, "emergency.escalated", "user", rf_str (c.rec, "backup"));
@@ -517,7 +470,7 @@ rf_emergency_escalate (referral_t *self, const char *id, int64_t now)
         after = now + cfg->emergency_repeat_ms;
     if (now < ack_due && after > ack_due)
         after = ack_due;
-    s_set_int (&c, "next_at", after);
+    rf_change_set_int (&c, "next_at", after);
     s_close_change (&c);
     s_event (&c, "emergency.escalated",
              json_pack ("{s:s, s:I, s:I, s:i}", "step", step, "due", (json_int_t) next, "next_at",
@@ -528,6 +481,6 @@ rf_emergency_escalate (referral_t *self, const char *id, int64_t now)
         gl_metric_inc (self->m_emg_steps, 1);
         gl_info ("referral: emergency %s step %s, level %d", id, step, level);
     }
-    s_clear (&c);
+    rf_change_clear (&c);
     return rc == RF_STORE_ERROR ? -1 : 0;
 }

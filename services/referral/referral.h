@@ -279,6 +279,36 @@ void rf_events_deliver (referral_t *self, rf_events_t *evs);
 //  Free them undelivered (the change was not stored).
 void rf_events_drop (rf_events_t *evs);
 
+//  A change of one record (a referral, an emergency) in the making: the record as read (rec,
+//  updated as fields are set), the fields this change writes (set), the Redis writes (ops) and
+//  the events (evs), all at one time (now). store.c.
+#define RF_KEY_MAX 160
+typedef struct {
+    referral_t *self;
+    json_t *rec;                        //  the record after the change (read, then updated)
+    json_t *set;                        //  fields written by this change
+    rf_ops_t *ops;
+    rf_events_t evs;
+    int64_t now;                        //  gl_now_ms at the start
+    char id[GL_ID_LEN + 1];
+    char key[RF_KEY_MAX];               //  the record's key
+    char by[48];                        //  who makes it ("" for referral itself)
+    int alarms;                         //  emergencies: alarms this change requested
+} rf_change_t;
+
+//  Start a change of record id at key, by by (NULL: ""). rec is NULL until the caller reads it.
+void rf_change_init (rf_change_t *c, referral_t *self, const char *id, const char *key,
+                     const char *by);
+//  Free what the change holds; its events undelivered.
+void rf_change_clear (rf_change_t *c);
+//  Set field to v ("" for NULL) in the record and in the fields written.
+void rf_change_set_str (rf_change_t *c, const char *field, const char *v);
+void rf_change_set_int (rf_change_t *c, const char *field, int64_t v);
+//  Queue an event about the record: id_field = the record's id, its unit and status, then extra
+//  (taken; may be NULL) merged in; flags for the publisher (GL_PUB_CRITICAL or 0).
+void rf_change_event (rf_change_t *c, const char *type, const char *id_field, json_t *extra,
+                      int flags);
+
 //  --------------------------------------------------------------------------------------------
 //  Notifications (notify.c)
 

@@ -32,7 +32,7 @@
 
 #define S_ATTEMPTS      5
 #define S_TEXT_MAX      2000
-#define S_KEY_MAX       160
+#define S_KEY_MAX       RF_KEY_MAX
 
 static const char *const s_outcomes[] = { "assistance_provided", "resolved", "referred_on",
                                           "no_contact", "declined_by_person", "not_eligible",
@@ -165,31 +165,7 @@ rf_referral_view (const json_t *rec)
 //  --------------------------------------------------------------------------------------------
 //  A change in the making: the record as read, the fields to set, the writes and the events.
 
-typedef struct {
-    referral_t *self;
-    json_t *rec;                //  the record after the change (read, then updated)
-    json_t *set;                //  fields written by this change
-    rf_ops_t *ops;
-    rf_events_t evs;
-    int64_t now;
-    char id[GL_ID_LEN + 1];
-    char key[S_KEY_MAX];
-    char by[48];
-} s_change_t;
-
-static void
-s_set_str (s_change_t *c, const char *field, const char *v)
-{
-    json_object_set_new (c->set, field, json_string (v ? v : ""));
-    json_object_set_new (c->rec, field, json_string (v ? v : ""));
-}
-
-static void
-s_set_int (s_change_t *c, const char *field, int64_t v)
-{
-    char buf[24];
-    s_set_str (c, field, s_num (buf, v));
-}
+typedef rf_change_t s_change_t;
 
 static void
 s_history (s_change_t *c, const char *action, const char *code)
@@ -205,26 +181,16 @@ s_history (s_change_t *c, const char *action, const char *code)
     json_decref (h);
 }
 
-//  An event about the referral with its common fields; extra (taken) is merged in.
+//  An event about the referral: its id, unit, status and version, then extra (taken).
 static void
 s_event (s_change_t *c, const char *type, json_t *extra)
 {
-    gl_event_t *ev = gl_event_new (type);
-    if (!ev) {
-        json_decref (extra);
-        return;
-    }
-    gl_event_set_corr (ev, c->id);
-    json_object_set_new (ev->data, "referral_id", json_string (c->id));
-    json_object_set_new (ev->data, "unit", json_string (rf_str (c->rec, "unit")));
-    json_object_set_new (ev->data, "status", json_string (rf_str (c->rec, "status")));
-    json_object_set_new (ev->data, "version", json_integer (rf_int (c->rec, "version")));
+    json_t *all = json_pack ("{s:I}", "version", (json_int_t) rf_int (c->rec, "version"));
     if (extra) {
-        json_object_update (ev->data, extra);
+        json_object_update (all, extra);
         json_decref (extra);
     }
-    if (rf_events_add (c->self, &c->evs, c->ops, ev, 0) < 0)
-        gl_error ("referral: event %s of %s not queued", type, c->id);
+    rf_change_event (c, type, "referral_id", all, 0);
 }
 
 static void
@@ -333,10 +299,10 @@ s_route (s_change_t *c, const char *unit, const char *partner)
 {
     referral_t *self = c->self;
     const rf_config_t *cfg = self->cfg;
-    s_set_str (c, "unit", unit);
-    s_set_str (c, "partner", partner);
-    s_set_str (c, "status", "routed");
-    s_set_str (c, "sensitive", rf_config_sensitive (cfg, unit, rf_str (c->rec, "category")) ? "1" : "0");
+    rf_change_set_str (c, "unit", unit);
+    rf_change_set_str (c, "partner", partner);
+    rf_change_set_str (c, "status", "routed");
+    rf_change_set_str (c, "sensitive", rf_config_sensitive (cfg, unit, rf_str (c->rec, "category")) ? "1" : "0");
     rf_uid_t primary, backup;
     const char *assignee = "";
     if (!*partner) {
@@ -345,19 +311,19 @@ s_route (s_change_t *c, const char *unit, const char *partner)
         else if (rf_config_unit (cfg, unit)->focal[0])
             assignee = rf_config_unit (cfg, unit)->focal;
     }
-    s_set_str (c, "assignee", assignee);
+    rf_change_set_str (c, "assignee", assignee);
     int prio = rf_priority_parse (rf_str (c->rec, "priority"));
     const rf_sla_t *sla = rf_config_sla (cfg, unit, prio < 0 ? RF_NORMAL : (rf_priority_t) prio);
     bool wall = s_wall (self, c->rec);
     int64_t ack_due = rf_config_business_add (cfg, wall, c->now, sla->ack_ms);
-    s_set_int (c, "routed_at", c->now);
-    s_set_int (c, "ack_due", ack_due);
-    s_set_int (c, "resolve_due", rf_config_business_add (cfg, wall, c->now, sla->resolve_ms));
-    s_set_int (c, "acked_at", 0);
-    s_set_str (c, "acked_by", "");
-    s_set_int (c, "esc_level", 0);
-    s_set_str (c, "esc_stage", "ack");
-    s_set_int (c, "esc_next", ack_due);
+    rf_change_set_int (c, "routed_at", c->now);
+    rf_change_set_int (c, "ack_due", ack_due);
+    rf_change_set_int (c, "resolve_due", rf_config_business_add (cfg, wall, c->now, sla->resolve_ms));
+    rf_change_set_int (c, "acked_at", 0);
+    rf_change_set_str (c, "acked_by", "");
+    rf_change_set_int (c, "esc_level", 0);
+    rf_change_set_str (c, "esc_stage", "ack");
+    rf_change_set_int (c, "esc_next", ack_due);
     json_t *params = s_params (c);
     if (*partner) {
         const rf_partner_t *p = rf_config_partner (cfg, partner);
@@ -374,32 +340,17 @@ s_route (s_change_t *c, const char *unit, const char *partner)
 static void
 s_change_init (s_change_t *c, referral_t *self, const char *id, const char *by)
 {
-    memset (c, 0, sizeof *c);
-    c->self = self;
-    snprintf (c->id, sizeof c->id, "%s", id);
-    snprintf (c->by, sizeof c->by, "%s", by);
-    rf_referral_key (id, c->key, sizeof c->key);
-    c->set = json_object ();
-    c->ops = rf_ops_new ();
-    c->now = gl_now_ms ();
-}
-
-static void
-s_change_clear (s_change_t *c)
-{
-    json_decref (c->rec);
-    json_decref (c->set);
-    rf_ops_destroy (&c->ops);
-    rf_events_drop (&c->evs);
-    c->rec = c->set = NULL;
+    char key[RF_KEY_MAX];
+    rf_referral_key (id, key, sizeof key);
+    rf_change_init (c, self, id, key, by);
 }
 
 //  Finish the record's writes: version, time, the HSET, the indexes.
 static void
 s_change_close (s_change_t *c, const char *old_unit, const char *old_assignee)
 {
-    s_set_int (c, "version", rf_int (c->rec, "version") + 1);
-    s_set_int (c, "updated_at", c->now);
+    rf_change_set_int (c, "version", rf_int (c->rec, "version") + 1);
+    rf_change_set_int (c, "updated_at", c->now);
     rf_ops_hset_json (c->ops, c->key, c->set);
     s_index (c, old_unit, old_assignee);
 }
@@ -466,21 +417,21 @@ rf_referral_requested (referral_t *self, const gl_event_t *ev, gl_tx_t *tx)
     s_change_t c;
     s_change_init (&c, self, id, agent);
     c.rec = json_object ();
-    s_set_str (&c, "referral_id", id);
-    s_set_str (&c, "category", category);
-    s_set_str (&c, "priority", rf_priority_name ((rf_priority_t) prio));
-    s_set_str (&c, "consent", consent ? "1" : "0");
-    s_set_int (&c, "consent_at", ev->ts);
-    s_set_str (&c, "contact_id", contact);
-    s_set_str (&c, "agent_id", agent);
-    s_set_str (&c, "language", language);
-    s_set_str (&c, "location", location);
-    s_set_int (&c, "requested_at", ev->ts ? ev->ts : c.now);
-    s_set_str (&c, "event_id", ev->id);
-    s_set_int (&c, "reroutes", 0);
-    s_set_int (&c, "comments", 0);
-    s_set_int (&c, "paused", 0);
-    s_set_int (&c, "version", 0);
+    rf_change_set_str (&c, "referral_id", id);
+    rf_change_set_str (&c, "category", category);
+    rf_change_set_str (&c, "priority", rf_priority_name ((rf_priority_t) prio));
+    rf_change_set_str (&c, "consent", consent ? "1" : "0");
+    rf_change_set_int (&c, "consent_at", ev->ts);
+    rf_change_set_str (&c, "contact_id", contact);
+    rf_change_set_str (&c, "agent_id", agent);
+    rf_change_set_str (&c, "language", language);
+    rf_change_set_str (&c, "location", location);
+    rf_change_set_int (&c, "requested_at", ev->ts ? ev->ts : c.now);
+    rf_change_set_str (&c, "event_id", ev->id);
+    rf_change_set_int (&c, "reroutes", 0);
+    rf_change_set_int (&c, "comments", 0);
+    rf_change_set_int (&c, "paused", 0);
+    rf_change_set_int (&c, "version", 0);
     s_route (&c, route.unit, route.partner);
     s_change_close (&c, NULL, NULL);
     s_history (&c, "routed", route.by_default ? "default" : "rule");
@@ -496,7 +447,7 @@ rf_referral_requested (referral_t *self, const gl_event_t *ev, gl_tx_t *tx)
     int rc = rf_ops_to_tx (c.ops, tx) == 0 && rf_events_stage (self, &c.evs, tx) == 0 ? 0 : -1;
     gl_info ("referral: %s routed to %s%s%s", id, route.unit, route.partner[0] ? " via " : "",
              route.partner);
-    s_change_clear (&c);
+    rf_change_clear (&c);
     return rc;
 }
 
@@ -552,12 +503,12 @@ s_build (s_change_t *c, const rf_caller_t *caller, const char *action, const jso
     if (strcmp (action, "ack") == 0 || strcmp (action, "partner_ack") == 0) {
         if (!s_status_in (rec, "routed", NULL, NULL))
             return s_conflict (err, "acknowledge", rec);
-        s_set_str (c, "status", "acknowledged");
-        s_set_int (c, "acked_at", c->now);
-        s_set_str (c, "acked_by", c->by);
-        s_set_int (c, "esc_level", 0);
-        s_set_str (c, "esc_stage", "resolve");
-        s_set_int (c, "esc_next", rf_int (rec, "resolve_due"));
+        rf_change_set_str (c, "status", "acknowledged");
+        rf_change_set_int (c, "acked_at", c->now);
+        rf_change_set_str (c, "acked_by", c->by);
+        rf_change_set_int (c, "esc_level", 0);
+        rf_change_set_str (c, "esc_stage", "resolve");
+        rf_change_set_int (c, "esc_next", rf_int (rec, "resolve_due"));
         s_change_close (c, old_unit, old_assignee);
         s_history (c, "acknowledged", NULL);
         s_event (c, "referral.acknowledged",
@@ -569,14 +520,14 @@ s_build (s_change_t *c, const rf_caller_t *caller, const char *action, const jso
         if (!s_status_in (rec, "routed", "acknowledged", NULL))
             return s_conflict (err, "start", rec);
         if (!rf_int (rec, "acked_at")) {
-            s_set_int (c, "acked_at", c->now);
-            s_set_str (c, "acked_by", c->by);
+            rf_change_set_int (c, "acked_at", c->now);
+            rf_change_set_str (c, "acked_by", c->by);
         }
-        s_set_str (c, "status", "in_progress");
-        s_set_int (c, "started_at", c->now);
-        s_set_int (c, "esc_level", 0);
-        s_set_str (c, "esc_stage", "resolve");
-        s_set_int (c, "esc_next", rf_int (rec, "resolve_due"));
+        rf_change_set_str (c, "status", "in_progress");
+        rf_change_set_int (c, "started_at", c->now);
+        rf_change_set_int (c, "esc_level", 0);
+        rf_change_set_str (c, "esc_stage", "resolve");
+        rf_change_set_int (c, "esc_next", rf_int (rec, "resolve_due"));
         s_change_close (c, old_unit, old_assignee);
         s_history (c, "started", NULL);
         s_event (c, "referral.started", json_pack ("{s:s, s:I}", "by", c->by, "at", (json_int_t) c->now));
@@ -588,12 +539,12 @@ s_build (s_change_t *c, const rf_caller_t *caller, const char *action, const jso
             return status;
         if (!s_status_in (rec, "acknowledged", "in_progress", NULL))
             return s_conflict (err, "close", rec);
-        s_set_str (c, "status", "closed");
-        s_set_str (c, "outcome", outcome);
-        s_set_int (c, "closed_at", c->now);
-        s_set_str (c, "closed_by", c->by);
-        s_set_int (c, "esc_next", 0);
-        s_set_int (c, "paused", 0);
+        rf_change_set_str (c, "status", "closed");
+        rf_change_set_str (c, "outcome", outcome);
+        rf_change_set_int (c, "closed_at", c->now);
+        rf_change_set_str (c, "closed_by", c->by);
+        rf_change_set_int (c, "esc_next", 0);
+        rf_change_set_int (c, "paused", 0);
         s_change_close (c, old_unit, old_assignee);
         s_history (c, "closed", outcome);
         bool in_time = c->now <= rf_int (rec, "resolve_due");
@@ -608,12 +559,12 @@ s_build (s_change_t *c, const rf_caller_t *caller, const char *action, const jso
             return status;
         if (!open)
             return s_conflict (err, "reject", rec);
-        s_set_str (c, "status", "rejected");
-        s_set_str (c, "reason", reason);
-        s_set_int (c, "closed_at", c->now);
-        s_set_str (c, "closed_by", c->by);
-        s_set_int (c, "esc_next", 0);
-        s_set_int (c, "paused", 0);
+        rf_change_set_str (c, "status", "rejected");
+        rf_change_set_str (c, "reason", reason);
+        rf_change_set_int (c, "closed_at", c->now);
+        rf_change_set_str (c, "closed_by", c->by);
+        rf_change_set_int (c, "esc_next", 0);
+        rf_change_set_int (c, "paused", 0);
         s_change_close (c, old_unit, old_assignee);
         s_history (c, "rejected", reason);
         s_event (c, "referral.rejected",
@@ -652,8 +603,8 @@ s_build (s_change_t *c, const rf_caller_t *caller, const char *action, const jso
         if (strcmp (to_unit, old_unit) == 0 && strcmp (p ? p->code : "", rf_str (rec, "partner")) == 0)
             return gl_rep_error (err, 409, "same_destination", "unit",
                                  "the referral is already with that unit");
-        s_set_int (c, "reroutes", rf_int (rec, "reroutes") + 1);
-        s_set_int (c, "paused", 0);
+        rf_change_set_int (c, "reroutes", rf_int (rec, "reroutes") + 1);
+        rf_change_set_int (c, "paused", 0);
         s_route (c, to_unit, p ? p->code : "");
         s_change_close (c, old_unit, old_assignee);
         s_history (c, "rerouted", reason);
@@ -682,7 +633,7 @@ s_build (s_change_t *c, const rf_caller_t *caller, const char *action, const jso
             return gl_rep_error (err, 409, "unchanged", "priority", "the referral already has that priority");
         //  The deadlines are the new SLA's, counted from when the referral was routed; the
         //  escalation starts over from the stage the referral is in.
-        s_set_str (c, "priority", prio);
+        rf_change_set_str (c, "priority", prio);
         const rf_config_t *cfg = self->cfg;
         const rf_sla_t *sla = rf_config_sla (cfg, old_unit, (rf_priority_t) rf_priority_parse (prio));
         bool wall = s_wall (self, c->rec);
@@ -690,11 +641,11 @@ s_build (s_change_t *c, const rf_caller_t *caller, const char *action, const jso
         int64_t ack_due = rf_config_business_add (cfg, wall, routed, sla->ack_ms);
         int64_t resolve_due = rf_config_business_add (cfg, wall, routed, sla->resolve_ms);
         bool unacked = s_status_in (rec, "routed", NULL, NULL);
-        s_set_int (c, "ack_due", ack_due);
-        s_set_int (c, "resolve_due", resolve_due);
-        s_set_int (c, "esc_level", 0);
-        s_set_str (c, "esc_stage", unacked ? "ack" : "resolve");
-        s_set_int (c, "esc_next", unacked ? ack_due : resolve_due);
+        rf_change_set_int (c, "ack_due", ack_due);
+        rf_change_set_int (c, "resolve_due", resolve_due);
+        rf_change_set_int (c, "esc_level", 0);
+        rf_change_set_str (c, "esc_stage", unacked ? "ack" : "resolve");
+        rf_change_set_int (c, "esc_next", unacked ? ack_due : resolve_due);
         s_change_close (c, old_unit, old_assignee);
         s_history (c, "reprioritised", prio);
         s_event (c, "referral.updated",
@@ -717,7 +668,7 @@ s_build (s_change_t *c, const rf_caller_t *caller, const char *action, const jso
                                  "a referral holds at most %zu comments", self->comments_max);
         char cid[GL_ID_LEN + 1], k[S_KEY_MAX];
         gl_id_new (cid);
-        s_set_int (c, "comments", rf_int (rec, "comments") + 1);
+        rf_change_set_int (c, "comments", rf_int (rec, "comments") + 1);
         s_change_close (c, old_unit, old_assignee);
         s_key (k, sizeof k, RF_PREFIX "ref:%s:comments", c->id, NULL);
         json_t *entry = json_pack ("{s:s, s:I, s:s, s:s}", "comment_id", cid, "at",
@@ -740,9 +691,9 @@ s_build (s_change_t *c, const rf_caller_t *caller, const char *action, const jso
             return s_conflict (err, "pause", rec);
         if (paused)
             return gl_rep_error (err, 409, "already_paused", "status", "the SLA clock is already paused");
-        s_set_int (c, "paused", 1);
-        s_set_int (c, "paused_at", c->now);
-        s_set_str (c, "paused_reason", reason);
+        rf_change_set_int (c, "paused", 1);
+        rf_change_set_int (c, "paused_at", c->now);
+        rf_change_set_str (c, "paused_reason", reason);
         s_change_close (c, old_unit, old_assignee);
         s_history (c, "paused", reason);
         s_event (c, "referral.paused",
@@ -764,10 +715,10 @@ s_build (s_change_t *c, const rf_caller_t *caller, const char *action, const jso
             if (due <= 0)
                 continue;
             int64_t left = rf_config_business_between (cfg, wall, at, due);
-            s_set_int (c, fields[i], due <= at ? c->now : rf_config_business_add (cfg, wall, c->now, left));
+            rf_change_set_int (c, fields[i], due <= at ? c->now : rf_config_business_add (cfg, wall, c->now, left));
         }
-        s_set_int (c, "paused", 0);
-        s_set_int (c, "paused_ms", rf_int (rec, "paused_ms") + (c->now - at));
+        rf_change_set_int (c, "paused", 0);
+        rf_change_set_int (c, "paused_ms", rf_int (rec, "paused_ms") + (c->now - at));
         s_change_close (c, old_unit, old_assignee);
         s_history (c, "resumed", NULL);
         s_event (c, "referral.resumed",
@@ -800,24 +751,24 @@ rf_referral_change (referral_t *self, const gl_rep_request_t *req, const rf_call
         bool failed;
         c.rec = rf_store_hgetall (self->redis, c.key, &failed);
         if (failed) {
-            s_change_clear (&c);
+            rf_change_clear (&c);
             return gl_rep_error (err, 503, "unavailable", NULL, "storage unreachable; retry");
         }
         if (!c.rec || (!partner_ack && !rf_referral_visible (self, caller, c.rec))) {
-            s_change_clear (&c);
+            rf_change_clear (&c);
             return gl_rep_error (err, 404, "not_found", "id", "no such referral");
         }
         if (partner_ack) {
             //  The token named this partner: it must still hold the referral.
             if (strcmp (rf_str (c.rec, "partner"), caller->units[0]) != 0) {
-                s_change_clear (&c);
+                rf_change_clear (&c);
                 return gl_rep_error (err, 409, "not_with_partner", "token",
                                      "the referral is no longer with this partner");
             }
             snprintf (c.by, sizeof c.by, "partner:%s", caller->units[0]);
         }
         else if (!s_may_act (self, caller, c.rec)) {
-            s_change_clear (&c);
+            rf_change_clear (&c);
             return gl_rep_error (err, 403, "forbidden", NULL,
                                  "only the referral's unit or assignee may change it");
         }
@@ -825,7 +776,7 @@ rf_referral_change (referral_t *self, const gl_rep_request_t *req, const rf_call
         snprintf (version, sizeof version, "%s", rf_str (c.rec, "version"));
         int status = s_build (&c, caller, action, body, err);
         if (status) {
-            s_change_clear (&c);
+            rf_change_clear (&c);
             return status;
         }
         //  A partner (a public caller holding a link) learns that it worked, nothing more:
@@ -844,12 +795,12 @@ rf_referral_change (referral_t *self, const gl_rep_request_t *req, const rf_call
         if (rc == RF_STORE_OK) {
             rf_events_deliver (self, &c.evs);
             gl_info ("referral: %s %s (version %s)", id, action, rf_str (c.rec, "version"));
-            s_change_clear (&c);
+            rf_change_clear (&c);
             *reply = out;
             return 200;
         }
         json_decref (out);
-        s_change_clear (&c);
+        rf_change_clear (&c);
         if (rc == RF_STORE_IN_PROGRESS)
             return gl_rep_error (err, 409, "in_progress", NULL,
                                  "the same request is being handled; retry later");
@@ -871,14 +822,14 @@ rf_referral_escalate (referral_t *self, const char *id, int64_t now)
     bool failed;
     c.rec = rf_store_hgetall (self->redis, c.key, &failed);
     if (failed) {
-        s_change_clear (&c);
+        rf_change_clear (&c);
         return -1;
     }
     if (!c.rec) {
         redisReply *r = gl_redis_cmd (self->redis, "ZREM %s %s", RF_KEY_DUE, id);
         if (r)
             freeReplyObject (r);
-        s_change_clear (&c);
+        rf_change_clear (&c);
         return 0;
     }
     char version[24], unit_code[RF_CODE_MAX + 1], assignee[GL_ID_LEN + 1];
@@ -891,7 +842,7 @@ rf_referral_escalate (referral_t *self, const char *id, int64_t now)
         //  Nothing due: the schedule is put right by the index writes of an empty change.
         s_index (&c, NULL, NULL);
         rf_store_rc_t rc = rf_store_apply (self->redis, c.key, version, NULL, NULL, NULL, 0, 0, c.ops);
-        s_change_clear (&c);
+        rf_change_clear (&c);
         return rc == RF_STORE_ERROR ? -1 : 0;
     }
     const rf_config_t *cfg = self->cfg;
@@ -909,7 +860,7 @@ rf_referral_escalate (referral_t *self, const char *id, int64_t now)
         step = "reminder";
         to_kind = *partner ? "partner" : *assignee ? "user" : "unit";
         to = *partner ? partner : *assignee ? assignee : unit_code;
-        s_set_int (&c, "esc_next", rf_config_business_add (cfg, wall, ack_due, cfg->focal_after_ms));
+        rf_change_set_int (&c, "esc_next", rf_config_business_add (cfg, wall, ack_due, cfg->focal_after_ms));
         json_object_set_new (params, "step", json_string (step));
         if (*partner) {
             const rf_partner_t *p = rf_config_partner (cfg, partner);
@@ -925,7 +876,7 @@ rf_referral_escalate (referral_t *self, const char *id, int64_t now)
         step = "focal";
         to_kind = unit && unit->focal[0] ? "user" : "unit";
         to = unit && unit->focal[0] ? unit->focal : unit_code;
-        s_set_int (&c, "esc_next",
+        rf_change_set_int (&c, "esc_next",
                    rf_config_business_add (cfg, wall, ack_due, cfg->supervisor_after_ms));
         json_object_set_new (params, "step", json_string (step));
         s_notice (&c, "referral.escalated", "console,email", to_kind, to, NULL, params);
@@ -934,7 +885,7 @@ rf_referral_escalate (referral_t *self, const char *id, int64_t now)
         step = "supervisor";
         to_kind = unit && unit->supervisor[0] ? "user" : "role";
         to = unit && unit->supervisor[0] ? unit->supervisor : "supervisor";
-        s_set_int (&c, "esc_next", 0);
+        rf_change_set_int (&c, "esc_next", 0);
         json_object_set_new (params, "step", json_string (step));
         s_notice (&c, "referral.escalated", *to_kind == 'u' ? "console,email,sms" : "console",
                   to_kind, to, NULL, params);
@@ -943,11 +894,11 @@ rf_referral_escalate (referral_t *self, const char *id, int64_t now)
         step = "resolve_overdue";
         to_kind = unit && unit->focal[0] ? "user" : "unit";
         to = unit && unit->focal[0] ? unit->focal : unit_code;
-        s_set_int (&c, "esc_next", 0);
+        rf_change_set_int (&c, "esc_next", 0);
         json_object_set_new (params, "step", json_string (step));
         s_notice (&c, "referral.escalated", "console,email", to_kind, to, NULL, params);
     }
-    s_set_int (&c, "esc_level", level);
+    rf_change_set_int (&c, "esc_level", level);
     s_change_close (&c, NULL, NULL);
     s_history (&c, "escalated", step);
     s_event (&c, "referral.escalated",
@@ -960,6 +911,6 @@ rf_referral_escalate (referral_t *self, const char *id, int64_t now)
         gl_metric_inc (self->m_ref_steps, 1);
         gl_info ("referral: %s escalated, level %d (%s)", id, level, step);
     }
-    s_change_clear (&c);
+    rf_change_clear (&c);
     return rc == RF_STORE_ERROR ? -1 : 0;
 }

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_KEY_MAX 160
+#define S_KEY_MAX RF_KEY_MAX
 
 //  Parse the forwarded caller. 0, or the 400's status with err filled.
 static int

@@ -6,7 +6,9 @@
     events) and stores the request's reply, all or nothing.
 */
 #include "referral.h"
+#include "gl/gl_clock.h"
 #include "gl/gl_log.h"
+#include <inttypes.h>
 #include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -226,4 +228,69 @@ rf_bool (const json_t *rec, const char *field)
         return json_is_true (v);
     const char *s = json_string_value (v);
     return s && strcmp (s, "1") == 0;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  A change in the making
+
+void
+rf_change_init (rf_change_t *c, referral_t *self, const char *id, const char *key,
+                const char *by)
+{
+    assert (c && self && id && key);
+    memset (c, 0, sizeof *c);
+    c->self = self;
+    snprintf (c->id, sizeof c->id, "%s", id);
+    snprintf (c->key, sizeof c->key, "%s", key);
+    snprintf (c->by, sizeof c->by, "%s", by ? by : "");
+    c->set = json_object ();
+    c->ops = rf_ops_new ();
+    c->now = gl_now_ms ();
+}
+
+void
+rf_change_clear (rf_change_t *c)
+{
+    assert (c);
+    json_decref (c->rec);
+    json_decref (c->set);
+    rf_ops_destroy (&c->ops);
+    rf_events_drop (&c->evs);
+    c->rec = c->set = NULL;
+}
+
+void
+rf_change_set_str (rf_change_t *c, const char *field, const char *v)
+{
+    json_object_set_new (c->set, field, json_string (v ? v : ""));
+    json_object_set_new (c->rec, field, json_string (v ? v : ""));
+}
+
+void
+rf_change_set_int (rf_change_t *c, const char *field, int64_t v)
+{
+    char buf[24];
+    snprintf (buf, sizeof buf, "%" PRId64, v);
+    rf_change_set_str (c, field, buf);
+}
+
+void
+rf_change_event (rf_change_t *c, const char *type, const char *id_field, json_t *extra,
+                 int flags)
+{
+    gl_event_t *ev = gl_event_new (type);
+    if (!ev) {
+        json_decref (extra);
+        return;
+    }
+    gl_event_set_corr (ev, c->id);
+    json_object_set_new (ev->data, id_field, json_string (c->id));
+    json_object_set_new (ev->data, "unit", json_string (rf_str (c->rec, "unit")));
+    json_object_set_new (ev->data, "status", json_string (rf_str (c->rec, "status")));
+    if (extra) {
+        json_object_update (ev->data, extra);
+        json_decref (extra);
+    }
+    if (rf_events_add (c->self, &c->evs, c->ops, ev, flags) < 0)
+        gl_error ("referral: event %s of %s not queued", type, c->id);
 }
