@@ -769,8 +769,11 @@ contacts_write_new_async (intake_t *intake, const contacts_write_t *w, gl_event_
         free (p);
         return -1;
     }
-    *p = (s_pending_t) { .intake = intake, .args = p->args, .ev = *ev_p, .flags = flags,
-                         .done = done, .arg = arg };
+    p->intake = intake;
+    p->ev = *ev_p;
+    p->flags = flags;
+    p->done = done;
+    p->arg = arg;
     int rc = aredis_eval (intake->aredis, &s_create, p->args.nkeys, p->args.argc, p->args.argv,
                           p->args.lens, s_on_created, p);
     if (rc != 0) {

@@ -104,7 +104,7 @@ struct _http_req_t {
     //  Deferred replies and streams (http_defer, http_stream_start).
     bool in_handler;            //  the handler has not returned yet
     bool deferred;              //  answered later; freed by the reply (or the stream's end)
-    bool gone;                  //  the client went away: replies are dropped
+    bool gone;                  //  a stream's client went away (s_on_conn_closed)
     bool streaming;             //  a stream was started and not ended
     http_stream_closed_fn *on_closed;
     void *closed_arg;
@@ -1128,13 +1128,6 @@ http_defer (http_req_t *req)
         return;
     req->deferred = true;
     s_wait_link (req);
-}
-
-bool
-http_gone (http_req_t *req)
-{
-    assert (req);
-    return req->gone;
 }
 
 size_t

@@ -198,10 +198,9 @@ int http_reply_not_modified (http_req_t *req);
 //  service over the bus) calls http_defer and returns 0 without replying. The request, and
 //  everything borrowed from it, stays valid until one http_reply_* answers it later, from a
 //  callback on the same thread. A deferred request must be answered exactly once, even when
-//  its client has gone (http_gone: the answer is then dropped and the request freed), so
+//  its client has gone (the answer is then dropped by evhttp and the request freed), so
 //  whatever it waits for needs a deadline. http_destroy answers any still waiting with 503.
 void http_defer (http_req_t *req);
-bool http_gone (http_req_t *req);
 //  Deferred requests and open streams.
 size_t http_waiting (http_t *self);
 
